@@ -1,0 +1,86 @@
+"""The results of a run: the contract between the runner and the exporters.
+
+Everything here is immutable. Exporters read these and nothing else; every text in
+them has already been passed through the run's secret masker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = ["FailureReason", "Outcome", "RunResult", "StepResult"]
+
+
+class FailureReason(StrEnum):
+    """Why a step or run failed: a closed set, documented in the README."""
+
+    CONFIG = "config"  # a ${env.X} or ${var} the run needs is not set
+    DNS = "dns"
+    CONNECT = "connect"
+    TLS = "tls"
+    TIMEOUT = "timeout"
+    HTTP_STATUS = "http_status"
+    ASSERTION = "assertion"
+    EXTRACTION = "extraction"
+    PROTOCOL = "protocol"
+    TOO_LARGE = "too_large"
+    BROWSER_UNAVAILABLE = "browser_unavailable"
+    BROWSER_CRASH = "browser_crash"
+    NAVIGATION = "navigation"
+    ELEMENT_NOT_FOUND = "element_not_found"
+    CONSOLE_ERROR = "console_error"
+    HTTP_ERROR = "http_error"
+    ABORTED = "aborted"  # cut off by the agent's shutdown
+    INTERNAL = "internal"  # a bug in Journeyman, never the target's fault
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ABORTED = "aborted"
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """One step of one attempt."""
+
+    name: str
+    kind: str  # the step kind: http, browser, ...
+    ok: bool
+    started_at: float  # unix time
+    duration: float  # seconds; HTTP steps take it from httpcore's trace events
+    reason: FailureReason | None = None
+    message: str = ""  # what was expected and what was seen (masked)
+    phases: Mapping[str, float] = field(default_factory=dict)  # seconds, by phase name
+    vitals: Mapping[str, float] = field(default_factory=dict)  # web vitals, seconds (cls: score)
+    status_code: int | None = None
+    cert_expiry: float | None = None  # unix time the server certificate expires
+    console_errors: int = 0
+    failed_requests: int = 0
+    artifacts: tuple[str, ...] = ()  # paths of files written for this step
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """One run of a journey: the last attempt's steps, and how many attempts it took."""
+
+    journey: str
+    business_process: str
+    persona: str
+    run_id: str
+    trace_id: str  # W3C trace id sent in every request's traceparent header
+    started_at: float  # unix time of the first attempt
+    duration: float  # seconds of the last attempt, end to end
+    outcome: Outcome
+    attempts: int
+    steps: tuple[StepResult, ...] = ()
+    reason: FailureReason | None = None
+    failed_step: str | None = None
+    message: str = ""
+    artifacts: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.SUCCESS

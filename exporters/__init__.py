@@ -1,0 +1,1 @@
+"""Where run results go. Each exporter reads RunResult and nothing else."""
