@@ -91,7 +91,8 @@ class HttpRequest(StrictModel):
 
     @property
     def url(self) -> str:
-        return next(u for m in METHODS if (u := getattr(self, m)) is not None)
+        url: str = getattr(self, self.method.lower())
+        return url
 
 
 class Expect(StrictModel):
