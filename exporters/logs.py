@@ -1,0 +1,61 @@
+"""Logs exporter: one structured event per run and one per step (structlog).
+
+Texts in results are already masked by the runner; nothing here reads variables or
+request bodies, so nothing here can leak a secret.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.results import RunResult, StepResult
+
+__all__ = ["LogExporter"]
+
+
+class LogExporter:
+    def __init__(self, logger: Any, location: str) -> None:
+        self._log = logger.bind(location=location)
+
+    def export(self, result: RunResult) -> None:
+        run = self._log.bind(
+            journey=result.journey,
+            business_process=result.business_process,
+            persona=result.persona,
+            run_id=result.run_id,
+            trace_id=result.trace_id,
+        )
+        for step in result.steps:
+            run.info("journey_step", **_step_fields(step))
+        fields: dict[str, Any] = {
+            "outcome": result.outcome.value,
+            "duration_seconds": round(result.duration, 6),
+            "attempts": result.attempts,
+        }
+        if not result.ok:
+            fields.update(
+                reason=result.reason, failed_step=result.failed_step, error=result.message
+            )
+        if result.artifacts:
+            fields["artifacts"] = list(result.artifacts)
+        (run.info if result.ok else run.warning)("journey_run", **fields)
+
+
+def _step_fields(step: StepResult) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "step": step.name,
+        "kind": step.kind,
+        "ok": step.ok,
+        "duration_seconds": round(step.duration, 6),
+    }
+    if step.status_code is not None:
+        fields["status_code"] = step.status_code
+    if step.phases:
+        fields["phases"] = {name: round(value, 6) for name, value in step.phases.items()}
+    if step.vitals:
+        fields["vitals"] = {name: round(value, 6) for name, value in step.vitals.items()}
+    if not step.ok:
+        fields.update(reason=step.reason, error=step.message)
+    if step.artifacts:
+        fields["artifacts"] = list(step.artifacts)
+    return fields
