@@ -1,30 +1,47 @@
 """TLS contexts, built once per agent and shared by every run.
 
 Building an SSL context (loading the CA store) costs ~25 ms of CPU; a run must never
-pay that. Contexts are cached by their ``verify`` setting: on, off, or a CA bundle path.
+pay that. Contexts are cached by their ``verify`` setting: on, off, or a CA bundle path
+(a PEM file, or a directory of hashed certificates).
 """
 
 from __future__ import annotations
 
+import os
 import ssl
 
 import httpx
 
-__all__ = ["TlsContexts"]
+__all__ = ["TlsConfigError", "TlsContexts"]
+
+
+class TlsConfigError(ValueError):
+    """A ``verify`` CA bundle path that cannot be loaded."""
 
 
 class TlsContexts:
+    """The agent's SSL contexts by verify setting; made by the entry point, passed down."""
+
     def __init__(self) -> None:
         self._cache: dict[bool | str, ssl.SSLContext] = {}
 
     def get(self, verify: bool | str) -> ssl.SSLContext:
         context = self._cache.get(verify)
         if context is None:
-            if verify is True:
-                context = httpx.create_ssl_context()
-            elif verify is False:
-                context = httpx.create_ssl_context(verify=False)
-            else:
-                context = ssl.create_default_context(cafile=verify)
+            context = _build(verify)
             self._cache[verify] = context
         return context
+
+
+def _build(verify: bool | str) -> ssl.SSLContext:
+    if verify is True:
+        return httpx.create_ssl_context()
+    if verify is False:
+        return httpx.create_ssl_context(verify=False)
+    try:
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    except (OSError, ssl.SSLError) as error:
+        detail = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise TlsConfigError(f"verify: cannot load CA bundle {verify!r}: {detail}") from None

@@ -1,13 +1,156 @@
-"""Runs an HTTP step with httpx (being written: see issue 2)."""
+"""Runs an HTTP step with httpx: render, send (following redirects hop by hop), read the
+body up to its cap, time it from trace events, then check ``expect`` and run ``extract``.
+
+Library errors become failure reasons in :mod:`agent.steps.http_errors`, here and only
+here. Measurements land on ``ctx.record`` as they are made, so a failed step keeps them.
+"""
 
 from __future__ import annotations
 
+import base64
+import secrets
+from typing import Any
+
+import httpx
+
 from agent.results import FailureReason
 from agent.steps.base import StepContext, StepFailed
-from agent.steps.http_model import HttpStep
+from agent.steps.http_errors import transport_failure
+from agent.steps.http_expect import check
+from agent.steps.http_extract import extract
+from agent.steps.http_model import HttpRequest, HttpStep
+from agent.steps.http_reply import Reply
+from agent.steps.http_session import HttpSession, open_session
+from agent.steps.http_timing import HopTimer, certificate_expiry
+from agent.tls import TlsConfigError
 
 __all__ = ["run"]
 
 
 async def run(step: HttpStep, ctx: StepContext) -> None:
-    raise StepFailed(FailureReason.INTERNAL, "the http step kind is not built yet")
+    request_spec = step.http
+    verify = ctx.template.render(request_spec.verify)
+    session = await ctx.resource(HttpSession, lambda: open_session(ctx.env.tls, ctx.cookies))
+    try:
+        client = session.client(verify)
+    except TlsConfigError as error:
+        raise StepFailed(FailureReason.CONFIG, str(error)) from None
+    try:
+        request = _build_request(client, request_spec, ctx)
+    except httpx.InvalidURL as error:
+        raise StepFailed(FailureReason.CONFIG, f"invalid URL: {error}") from None
+    reply = await _exchange(client, session, request, request_spec, ctx)
+    check(step.expect, reply, ctx.template)
+    extract(step.extract, reply, ctx)
+
+
+def _build_request(client: httpx.AsyncClient, spec: HttpRequest, ctx: StepContext) -> httpx.Request:
+    render = ctx.template.render
+    headers = render(spec.headers)
+    if spec.auth is not None:
+        headers["Authorization"] = _authorization(render(spec.auth.model_dump()))
+    body: dict[str, Any] = {}
+    if spec.json_body is not None:
+        body["json"] = render(spec.json_body)
+    elif spec.form is not None:
+        body["data"] = render(spec.form)
+    elif spec.body is not None:
+        body["content"] = render(spec.body).encode()
+    url = httpx.URL(render(spec.url))
+    if spec.query:
+        # added to the URL's own query: httpx's params= would replace it
+        url = url.copy_merge_params(render(spec.query))
+    return client.build_request(
+        spec.method,
+        url,
+        headers=headers,
+        timeout=httpx.Timeout(ctx.step_timeout),  # inactivity; the runner bounds the total
+        **body,
+    )
+
+
+def _authorization(auth: dict[str, Any]) -> str:
+    if auth["bearer"] is not None:
+        return f"Bearer {auth['bearer']}"
+    basic = auth["basic"]
+    pair = f"{basic['user']}:{basic['password']}".encode()
+    return f"Basic {base64.b64encode(pair).decode('ascii')}"
+
+
+async def _exchange(
+    client: httpx.AsyncClient,
+    session: HttpSession,
+    request: httpx.Request,
+    spec: HttpRequest,
+    ctx: StepContext,
+) -> Reply:
+    """Send ``request`` and follow its redirects; the reply to the last hop."""
+    total = 0.0
+    for hop in range(spec.max_redirects + 1):
+        timer = HopTimer()
+        request.extensions = {**request.extensions, "trace": timer.trace}
+        traceparent = ctx.traceparent(secrets.token_hex(8))  # a fresh span per request
+        if traceparent is not None:
+            request.headers["traceparent"] = traceparent
+        try:
+            response, body = await _send(client, request, spec.max_body, timer)
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            raise transport_failure(error, request.url) from None
+        finally:
+            _record_hop(timer, request.url, session, ctx)
+        ctx.record.status_code = response.status_code
+        hop_total = timer.total()
+        total += hop_total or 0.0
+        ctx.record.duration = total
+        if not (spec.follow_redirects and response.next_request is not None):
+            return Reply(response, body, total)
+        if hop == spec.max_redirects:
+            break
+        request = response.next_request
+    raise StepFailed(
+        FailureReason.PROTOCOL,
+        f"expected at most {spec.max_redirects} redirects, got more (last to {request.url})",
+    )
+
+
+async def _send(
+    client: httpx.AsyncClient, request: httpx.Request, max_body: int, timer: HopTimer
+) -> tuple[httpx.Response, bytes]:
+    """One request; its body read up to ``max_body`` bytes and never further."""
+    response = await client.send(request, stream=True)
+    try:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_body:
+            raise _too_large(max_body, f"Content-Length {declared}")
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > max_body:
+                raise _too_large(max_body, f"more (stopped reading at {size} bytes)")
+            chunks.append(chunk)
+        return response, b"".join(chunks)
+    finally:
+        timer.body_done()
+        await response.aclose()  # a body not read to its end closes the connection
+
+
+def _too_large(max_body: int, got: str) -> StepFailed:
+    return StepFailed(
+        FailureReason.TOO_LARGE, f"expected a body of at most {max_body} bytes, got {got}"
+    )
+
+
+def _record_hop(timer: HopTimer, url: httpx.URL, session: HttpSession, ctx: StepContext) -> None:
+    """Add a hop's phases and certificate expiry to the step's record."""
+    for phase, seconds in timer.phases().items():
+        ctx.record.phases[phase] = ctx.record.phases.get(phase, 0.0) + seconds
+    if url.scheme != "https":
+        return
+    origin = f"{url.host}:{url.port or 443}"
+    if timer.peer_certificate:
+        session.cert_expiry[origin] = certificate_expiry(timer.peer_certificate)
+    expiry = session.cert_expiry.get(origin)
+    if expiry is not None:
+        # the certificate that expires first is the one that breaks the journey first
+        current = ctx.record.cert_expiry
+        ctx.record.cert_expiry = expiry if current is None else min(current, expiry)

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from agent import jsonpath
 from agent.fields import ByteSize, Duration, StrictModel
 from agent.steps.base import StepBase
 
@@ -145,9 +146,16 @@ class Expect(StrictModel):
             _compile(pattern)
         return value
 
+    @field_validator("json_equals", "json_exists", "json_matches")
+    @classmethod
+    def _valid_paths(cls, value: dict[str, Any] | list[str]) -> dict[str, Any] | list[str]:
+        for path in value:
+            jsonpath.parse(path)
+        return value
+
 
 class ExtractRule(StrictModel):
-    """Exactly one source: ``json`` path, ``regex`` (group 1, or the match), ``header``, ``cookie``."""
+    """One source: ``json`` path, ``regex`` (group 1, or the match), ``header`` or ``cookie``."""
 
     json_path: str | None = Field(default=None, alias="json")
     regex: str | None = None
@@ -164,6 +172,8 @@ class ExtractRule(StrictModel):
             raise ValueError("give exactly one of json, regex, header or cookie")
         if self.regex is not None:
             _compile(self.regex)
+        if self.json_path is not None:
+            jsonpath.parse(self.json_path)
         return self
 
 
