@@ -12,39 +12,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter
 from structlog.typing import FilteringBoundLogger
 
 from agent.catalog import Catalog
+from agent.loader import CATALOG_NAMES, FileResult, LoadResult
 from agent.model import Journey
 
-__all__ = ["FileLoad", "LoadResult", "ReloadOutcome", "Reloader", "fingerprint"]
+__all__ = ["ReloadOutcome", "Reloader", "fingerprint"]
 
 _SUFFIXES = (".yaml", ".yml")
 Fingerprint = tuple[tuple[str, int, int], ...]
-
-
-class FileLoad(Protocol):
-    """One file as the loader read it: its journeys, or its errors."""
-
-    @property
-    def path(self) -> Path: ...
-    @property
-    def journeys(self) -> Sequence[Journey]: ...
-    @property
-    def errors(self) -> Sequence[object]: ...  # str(): "file:line:col: field: message"
-
-
-class LoadResult(Protocol):
-    @property
-    def files(self) -> Sequence[FileLoad]: ...
-    @property
-    def catalog(self) -> Catalog | None: ...
 
 
 Load = Callable[[Sequence[Path]], LoadResult]
@@ -66,7 +48,7 @@ def fingerprint(paths: Sequence[Path]) -> Fingerprint:
     files: set[Path] = set()
     for path in paths:
         if path.is_dir():
-            files.update(p for p in path.rglob("*") if p.suffix in _SUFFIXES and p.is_file())
+            files.update(p for p in path.rglob("*") if _journey_file(p, path))
         else:
             files.add(path)
     stamps = []
@@ -77,6 +59,12 @@ def fingerprint(paths: Sequence[Path]) -> Fingerprint:
             continue
         stamps.append((str(file), stat.st_size, stat.st_mtime_ns))
     return tuple(stamps)
+
+
+def _journey_file(file: Path, folder: Path) -> bool:
+    """The files the loader reads in a folder: YAML, outside hidden folders."""
+    hidden = any(part.startswith(".") for part in file.relative_to(folder).parts)
+    return file.suffix in _SUFFIXES and not hidden and file.is_file()
 
 
 class Reloader:
@@ -126,9 +114,9 @@ class Reloader:
             self._failures.inc()
             journeys = self._current()
             return ReloadOutcome(journeys, self._catalog, ok=False)
-        rejected = self._take(loaded.files)
-        if loaded.catalog is not None or not rejected:  # a broken catalog keeps the last one
-            self._catalog = loaded.catalog
+        rejected = self._take(loaded.files.values())
+        if not any(Path(name).name in CATALOG_NAMES for name in rejected):
+            self._catalog = loaded.catalog  # a broken catalog keeps its last good version
         journeys = self._current()
         self._apply(journeys, self._catalog)
         self._reloads.labels("failure" if rejected else "success").inc()
@@ -157,14 +145,14 @@ class Reloader:
             if sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
 
-    def _take(self, files: Sequence[FileLoad]) -> list[str]:
+    def _take(self, files: Iterable[FileResult]) -> list[str]:
         """Keep each good file's journeys; a file with errors keeps its previous ones."""
         fresh: dict[str, tuple[Journey, ...]] = {}
         rejected: list[str] = []
         for file in files:
             name = str(file.path)
             if not file.errors:
-                fresh[name] = tuple(file.journeys)
+                fresh[name] = tuple(loaded.journey for loaded in file.journeys)
                 continue
             rejected.append(name)
             self._failures.inc()
