@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from agent.fields import StrictModel
+from agent.fields import StrictModel, error_at
 
 __all__ = ["BusinessProcess", "Catalog", "Volume"]
 
@@ -94,10 +94,15 @@ class Catalog(StrictModel):
 
     @model_validator(mode="after")
     def _unique(self) -> Catalog:
-        ids = [p.id for p in self.business_processes]
-        duplicated = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicated:
-            raise ValueError(f"business process ids must be unique: {', '.join(duplicated)}")
+        seen: dict[str, int] = {}
+        for index, process in enumerate(self.business_processes):
+            if process.id in seen:
+                raise error_at(
+                    f"business process ids must be unique, {process.id!r} is also "
+                    f"business_processes[{seen[process.id]}]",
+                    "business_processes", index, "id",
+                )  # fmt: skip
+            seen[process.id] = index
         return self
 
     def process(self, process_id: str) -> BusinessProcess | None:

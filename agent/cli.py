@@ -7,8 +7,13 @@ Exit status: 0 all good, 1 a journey failed, 2 unusable input.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Sequence
+
+from agent.loader import load
+from agent.schema import journey_file_schema
 
 __all__ = ["main"]
 
@@ -44,11 +49,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    result = load(args.paths, environ=os.environ, require_env=args.require_env)
+    for file in result.files.values():
+        for problem in sorted(file.errors + file.warnings, key=lambda p: (p.line, p.column)):
+            print(problem)
+    bad = sum(not file.ok for file in result.files.values())
+    journeys = len(result.journeys)
+    summary = f"{journeys} journey{'s' * (journeys != 1)} OK"
+    if bad:
+        summary += f", {bad} file{'s' * (bad != 1)} with errors"
+    print(summary)
+    return EXIT_USAGE if bad else EXIT_OK
 
 
 def _schema(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    print(json.dumps(journey_file_schema(), indent=2))
+    return EXIT_OK
 
 
 if __name__ == "__main__":

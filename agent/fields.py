@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
-__all__ = ["ByteSize", "Duration", "Fraction", "StrictModel", "parse_duration"]
+__all__ = ["ByteSize", "Duration", "Fraction", "StrictModel", "error_at", "parse_duration"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -27,6 +28,12 @@ class StrictModel(BaseModel):
     """Base of every model in the language: immutable, and unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def error_at(message: str, *at: str | int) -> PydanticCustomError:
+    """A model validator's error about one of the model's fields (``at``: its relative path,
+    such as ``"steps", 2, "name"``), so that the loader points at the line it is on."""
+    return PydanticCustomError("value_error", message, {"at": at})
 
 
 def parse_duration(value: Any) -> float:
@@ -68,11 +75,29 @@ def _parse_size(value: Any) -> int:
     raise ValueError(f"must be a size such as 512KB or 10MB, got {value!r}")
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+def _number_or_text(pattern: str, example: str) -> WithJsonSchema:
+    """The JSON Schema of a value written as a number or as text with a unit, for editors."""
+    text = {"type": "string", "pattern": pattern, "examples": [example]}
+    return WithJsonSchema({"anyOf": [{"type": "number", "exclusiveMinimum": 0}, text]})
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    Field(gt=0),
+    _number_or_text(_DURATION.pattern, "30s"),
+]
 """Seconds, written as 800ms, 30s, 5m, 1h, 28d (or a plain number of seconds)."""
 
-Fraction = Annotated[float, BeforeValidator(_parse_fraction)]
+Fraction = Annotated[
+    float, BeforeValidator(_parse_fraction), _number_or_text(r"^\s*\d+(\.\d+)?\s*%\s*$", "99.5%")
+]
 """A share in (0, 1), written as 99.5% (or 0.995)."""
 
-ByteSize = Annotated[int, BeforeValidator(_parse_size), Field(gt=0)]
+ByteSize = Annotated[
+    int,
+    BeforeValidator(_parse_size),
+    Field(gt=0),
+    _number_or_text(r"^\s*\d+(\.\d+)?\s*([Bb]|[KkMmGg][Ii]?[Bb])?\s*$", "10MB"),  # JS regex
+]
 """Bytes, written as 512KB, 10MB, 1MiB (or a plain number of bytes)."""

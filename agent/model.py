@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from agent.fields import Duration, Fraction, StrictModel
+from agent.fields import Duration, Fraction, StrictModel, error_at
 from agent.steps.browser_model import BrowserStep
 from agent.steps.http_model import HttpStep
 
@@ -64,20 +64,24 @@ class Schedule(StrictModel):
     @model_validator(mode="after")
     def _fits(self) -> Schedule:
         attempts = self.retries + 1
+        # point at the first of the culprits the author actually wrote
+        culprit = next((n for n in ("timeout", "retries") if n in self.model_fields_set), "every")
         if self.timeout * attempts > self.every:
-            raise ValueError(
+            raise error_at(
                 f"timeout x attempts ({_fmt(self.timeout)} x {attempts}) must fit in every "
-                f"({_fmt(self.every)}), so that runs never overlap"
+                f"({_fmt(self.every)}), so that runs never overlap",
+                culprit,
             )
         if self.step_timeout is not None and self.step_timeout > self.timeout:
-            raise ValueError(
+            raise error_at(
                 f"step_timeout ({_fmt(self.step_timeout)}) must not exceed timeout "
-                f"({_fmt(self.timeout)})"
+                f"({_fmt(self.timeout)})",
+                "step_timeout",
             )
         for name in ("every_when_failing", "every_at_peak"):
             faster = getattr(self, name)
             if faster is not None and self.timeout * attempts > faster:
-                raise ValueError(f"timeout x attempts must fit in {name} ({_fmt(faster)})")
+                raise error_at(f"timeout x attempts must fit in {name} ({_fmt(faster)})", name)
         return self
 
 
@@ -117,17 +121,21 @@ class Journey(StrictModel):
 
     @model_validator(mode="after")
     def _unique_steps(self) -> Journey:
-        seen: set[str] = set()
-        for step in self.steps:
+        seen: dict[str, int] = {}
+        for index, step in enumerate(self.steps):
             if step.name in seen:
-                raise ValueError(f"step names must be unique, {step.name!r} appears twice")
-            seen.add(step.name)
-        for step in self.steps:
+                raise error_at(
+                    f"step names must be unique, {step.name!r} is also steps[{seen[step.name]}]",
+                    "steps", index, "name",
+                )  # fmt: skip
+            seen[step.name] = index
+        for index, step in enumerate(self.steps):
             if step.timeout is not None and step.timeout > self.schedule.timeout:
-                raise ValueError(
-                    f"step {step.name!r}: timeout ({_fmt(step.timeout)}) must not exceed "
-                    f"schedule.timeout ({_fmt(self.schedule.timeout)})"
-                )
+                raise error_at(
+                    f"timeout ({_fmt(step.timeout)}) must not exceed schedule.timeout "
+                    f"({_fmt(self.schedule.timeout)})",
+                    "steps", index, "timeout",
+                )  # fmt: skip
         return self
 
     def step_timeout(self, step: HttpStep | BrowserStep) -> float:

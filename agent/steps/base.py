@@ -49,6 +49,10 @@ class StepBase(StrictModel):
         default=False, description="Run the next steps even if this one fails (the run still fails)"
     )
 
+    def provides(self) -> frozenset[str]:
+        """The variables this step sets for the steps after it (``${name}``)."""
+        return frozenset()
+
 
 class StepFailed(Exception):
     """The step did not do what the user needed. ``message`` says expected vs actual."""

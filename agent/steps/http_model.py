@@ -186,6 +186,9 @@ class HttpStep(StepBase):
     expect: Expect = Field(default_factory=Expect)
     extract: dict[str, ExtractRule] = Field(default_factory=dict)
 
+    def provides(self) -> frozenset[str]:
+        return frozenset(self.extract)
+
 
 def _compile(pattern: str) -> None:
     try:

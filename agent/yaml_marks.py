@@ -1,0 +1,202 @@
+"""Safe YAML that remembers where every value was written.
+
+PyYAML's safe loader runs no code, but it forgets positions and silently keeps the last
+of two equal keys. Here PyYAML only composes the node tree (with its C parser when
+available); this module turns the nodes into plain data (dict, list, str, int, float,
+bool, None) and a :class:`Marks` table from each value's path to its line and column.
+Duplicate keys, tags that are not plain data, cyclic aliases and alias bombs are
+reported as problems with their position instead of being loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+__all__ = ["Document", "Key", "Marks", "Path", "Position", "YamlProblem", "parse"]
+
+Key = str | int | float | bool | None
+Path = tuple[Key, ...]
+
+_TAG = "tag:yaml.org,2002:"
+_MERGE = _TAG + "merge"
+_MAX_REPEATS = 100_000  # values reached again through aliases; beyond this it is a bomb
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A place in a file, 1-based as editors show it."""
+
+    line: int
+    column: int
+
+
+@dataclass(frozen=True, slots=True)
+class YamlProblem:
+    position: Position
+    message: str
+
+
+@dataclass(slots=True)
+class Marks:
+    """Where each value and each mapping key of a document was written, by path."""
+
+    values: dict[Path, Position] = field(default_factory=dict)
+    keys: dict[Path, Position] = field(default_factory=dict)  # path of the value it names
+
+    def at(self, path: Path) -> Position:
+        """The position of ``path``: its key when it has one, else its value; a path that
+        is not in the file (a missing field) falls back to its nearest ancestor."""
+        for end in range(len(path), -1, -1):
+            prefix = path[:end]
+            if prefix in self.keys:
+                return self.keys[prefix]
+            if prefix in self.values:
+                return self.values[prefix]
+        return Position(1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One YAML document (``---``) as plain data, with the marks of its values."""
+
+    data: Any
+    marks: Marks
+
+
+class _AliasBomb(Exception):
+    pass
+
+
+def parse(text: str) -> tuple[list[Document], list[YamlProblem]]:
+    """Every document in ``text`` and every problem found; a syntax error ends the file."""
+    builder = _Builder()
+    documents: list[Document] = []
+    loader = _Loader(text)
+    try:
+        while loader.check_node():
+            marks = Marks()
+            node = loader.get_node()
+            data = builder.build(node, (), marks) if node is not None else None
+            documents.append(Document(data, marks))
+    except yaml.MarkedYAMLError as error:
+        builder.problems.append(_syntax_problem(error))
+    except yaml.YAMLError as error:  # e.g. a control character: no mark to show
+        builder.problems.append(YamlProblem(Position(1, 1), f"invalid YAML: {error}"))
+    except _AliasBomb:
+        builder.problems.append(
+            YamlProblem(Position(1, 1), f"aliases expand to more than {_MAX_REPEATS} values")
+        )
+    except RecursionError:
+        builder.problems.append(YamlProblem(Position(1, 1), "values are nested too deeply"))
+    finally:
+        loader.dispose()
+    return documents, builder.problems
+
+
+def _syntax_problem(error: yaml.MarkedYAMLError) -> YamlProblem:
+    mark = error.problem_mark or error.context_mark
+    position = _position(mark) if mark is not None else Position(1, 1)
+    message = f"invalid YAML: {error.problem or 'syntax error'}"
+    if error.context and error.context_mark is not None:
+        message += f" ({error.context} at line {error.context_mark.line + 1})"
+    return YamlProblem(position, message)
+
+
+def _tag_not_allowed(node: Node) -> str:
+    tag = "!!" + node.tag.removeprefix(_TAG) if node.tag.startswith(_TAG) else node.tag
+    return f"the tag {tag} is not allowed: journey files hold plain values"
+
+
+def _position(mark: Any) -> Position:
+    return Position(mark.line + 1, mark.column + 1)
+
+
+class _Builder:
+    """Nodes to plain data; one per file, so that alias counting spans its documents."""
+
+    def __init__(self) -> None:
+        self.problems: list[YamlProblem] = []
+        self._constructor = SafeConstructor()
+        self._seen: set[int] = set()
+        self._building: set[int] = set()  # an alias to one of these would be a cycle
+        self._repeats = 0
+
+    def build(self, node: Node, path: Path, marks: Marks) -> Any:
+        marks.values[path] = _position(node.start_mark)
+        if id(node) in self._seen:
+            self._repeats += 1
+            if self._repeats > _MAX_REPEATS:
+                raise _AliasBomb
+        self._seen.add(id(node))
+        if isinstance(node, ScalarNode):
+            return self._scalar(node)
+        if id(node) in self._building:
+            self._problem(node, "an alias refers to a value that contains it")
+            return None
+        self._building.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                self._check_tag(node, "seq")
+                return [self.build(item, (*path, i), marks) for i, item in enumerate(node.value)]
+            assert isinstance(node, MappingNode)  # the composer makes only the three kinds
+            self._check_tag(node, "map")
+            return self._mapping(node, path, marks)
+        finally:
+            self._building.discard(id(node))
+
+    def _scalar(self, node: ScalarNode) -> Any:
+        tag = node.tag.removeprefix(_TAG)
+        if tag in ("str", "timestamp"):  # dates stay text: they must survive JSON bodies
+            return node.value
+        if tag in ("int", "float", "bool", "null"):
+            return getattr(self._constructor, f"construct_yaml_{tag}")(node)
+        self._problem(node, _tag_not_allowed(node))
+        return node.value
+
+    def _check_tag(self, node: Node, kind: str) -> None:
+        if node.tag != _TAG + kind:
+            self._problem(node, _tag_not_allowed(node))
+
+    def _mapping(self, node: MappingNode, path: Path, marks: Marks) -> dict[Key, Any]:
+        merged = self._merged(node, path, marks)
+        own: dict[Key, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self._problem(key_node, "a key must be a plain value, not a list or mapping")
+                continue
+            key = self._scalar(key_node)
+            key_path = (*path, key)
+            if key in own:
+                first = marks.keys[key_path].line
+                self._problem(key_node, f"duplicate key {key!r} (first written at line {first})")
+                continue
+            marks.keys[key_path] = _position(key_node.start_mark)
+            own[key] = self.build(value_node, key_path, marks)
+        return merged | own
+
+    def _merged(self, node: MappingNode, path: Path, marks: Marks) -> dict[Key, Any]:
+        """The values of ``<<: *anchor`` merge keys; the mapping's own keys override them."""
+        merged: dict[Key, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE:
+                continue
+            sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+            for source in sources:
+                if not isinstance(source, MappingNode):
+                    self._problem(source, "<< merges a mapping or a list of mappings")
+                    continue
+                for key, value in self.build(source, path, marks).items():
+                    merged.setdefault(key, value)
+        marks.values[path] = _position(node.start_mark)  # building the sources moved it
+        return merged
+
+    def _problem(self, node: Node, message: str) -> None:
+        self.problems.append(YamlProblem(_position(node.start_mark), message))
