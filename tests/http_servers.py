@@ -152,6 +152,7 @@ def shop_app() -> web.Application:
             web.get("/redirect/{hops}", _redirect),
             web.get("/loop", _loop),
             web.get("/slow", _slow),
+            web.get("/slow-redirect/{hops}", _slow_redirect),
             web.get("/status/{code}", _status),
             web.get("/html", _html),
             web.route("*", "/echo", _echo),
@@ -233,6 +234,16 @@ async def _loop(request: web.Request) -> web.Response:
 async def _slow(request: web.Request) -> web.Response:
     await asyncio.sleep(float(request.query.get("seconds", "0.2")))
     return web.Response(text="slept")
+
+
+async def _slow_redirect(request: web.Request) -> web.Response:
+    """Sleeps ``seconds`` on every hop, then redirects until ``hops`` reaches 0."""
+    seconds = request.query.get("seconds", "0.1")
+    await asyncio.sleep(float(seconds))
+    hops = int(request.match_info["hops"])
+    if hops == 0:
+        return web.Response(text="arrived slowly")
+    raise web.HTTPFound(f"/slow-redirect/{hops - 1}?seconds={seconds}")
 
 
 async def _status(request: web.Request) -> web.Response:

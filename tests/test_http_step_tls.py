@@ -1,0 +1,91 @@
+"""HTTPS: certificate verification failures are tls; certificate expiry is recorded."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+from conftest import ContextFactory
+from http_servers import TlsServerFiles, fails, http_step, serve_app
+
+from agent.results import FailureReason
+from agent.steps.base import StepRecord
+from agent.steps.http import run
+
+
+def hello_app() -> web.Application:
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hello over TLS")
+
+    app = web.Application()
+    app.router.add_get("/", hello)
+    return app
+
+
+def whole_seconds(moment: datetime) -> datetime:
+    return moment.replace(microsecond=0)  # certificates keep whole seconds
+
+
+async def test_trusted_certificate_passes_and_records_expiry_and_tls_phase(
+    tls_files: TlsServerFiles, make_context: ContextFactory
+) -> None:
+    """With the CA trusted, the step passes; cert_expiry is the cert's notAfter."""
+    not_after = whole_seconds(datetime.now(UTC) + timedelta(days=30))
+    server = tls_files.issued(datetime.now(UTC) - timedelta(days=1), not_after)
+    ctx = make_context()
+    async with serve_app(hello_app(), server) as base:
+        step = http_step(http={"get": base, "verify": str(tls_files.ca_path)})
+        await run(step, ctx)
+        assert ctx.record.cert_expiry == not_after.timestamp()
+        assert ctx.record.phases["tls"] > 0
+        # the next step reuses the connection (no handshake) and still knows the expiry
+        ctx.record = StepRecord()
+        await run(http_step(http={"get": base, "verify": str(tls_files.ca_path)}), ctx)
+    assert "tls" not in ctx.record.phases
+    assert ctx.record.cert_expiry == not_after.timestamp()
+
+
+async def test_self_signed_certificate_with_verify_on_is_tls(
+    tls_files: TlsServerFiles, make_context: ContextFactory
+) -> None:
+    """A self-signed certificate fails verification: reason tls, saying why."""
+    async with serve_app(hello_app(), tls_files.self_signed()) as base:
+        failure = await fails(http_step(http={"get": base}), make_context())
+    assert failure.reason is FailureReason.TLS
+    assert "self-signed certificate" in failure.message
+
+
+async def test_expired_certificate_is_tls(
+    tls_files: TlsServerFiles, make_context: ContextFactory
+) -> None:
+    """An expired certificate from a trusted CA fails with reason tls: expired."""
+    now = datetime.now(UTC)
+    server = tls_files.issued(now - timedelta(days=30), now - timedelta(days=1))
+    async with serve_app(hello_app(), server) as base:
+        step = http_step(http={"get": base, "verify": str(tls_files.ca_path)})
+        failure = await fails(step, make_context())
+    assert failure.reason is FailureReason.TLS
+    assert "certificate has expired" in failure.message
+
+
+async def test_expired_certificate_with_verify_off_passes_and_expiry_is_past(
+    tls_files: TlsServerFiles, make_context: ContextFactory
+) -> None:
+    """With verify off an expired cert passes; its expiry (read from DER) is in the past."""
+    now = datetime.now(UTC)
+    not_after = whole_seconds(now - timedelta(days=1))
+    server = tls_files.issued(now - timedelta(days=30), not_after)
+    ctx = make_context()
+    async with serve_app(hello_app(), server) as base:
+        await run(http_step(http={"get": base, "verify": False}), ctx)
+    assert ctx.record.cert_expiry == not_after.timestamp()
+    assert ctx.record.cert_expiry < now.timestamp()
+
+
+async def test_plain_http_server_on_https_url_is_tls(
+    shop: str, make_context: ContextFactory
+) -> None:
+    """An https URL pointing at a plain-HTTP port fails the handshake: reason tls."""
+    url = shop.replace("http://", "https://")
+    failure = await fails(http_step(http={"get": url, "verify": False}), make_context())
+    assert failure.reason is FailureReason.TLS
