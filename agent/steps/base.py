@@ -23,6 +23,7 @@ from agent.templating import Masker, Template
 from agent.tls import TlsContexts
 
 if TYPE_CHECKING:
+    from agent.artifacts import ArtifactStore
     from agent.browser import BrowserPool
 
 __all__ = [
@@ -84,6 +85,7 @@ class RunEnvironment:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     tls: TlsContexts = field(default_factory=TlsContexts)
     browser: BrowserPool | None = None
+    artifacts: ArtifactStore | None = None  # where browser steps keep evidence
     location: str = "local"
 
 

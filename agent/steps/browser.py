@@ -1,13 +1,146 @@
-"""Runs a browser step with Playwright (being written: see issue 4)."""
+"""Runs a browser step: its actions in a real Chromium, measured, with evidence on failure.
+
+The run's cookies go into the browser before the actions and come back after, so HTTP
+and browser steps share a session. The step records its duration (actions only, not
+the evidence written after), the page's Navigation Timing phases and web vitals,
+console errors and failed requests; ``fail_on_console_error`` / ``fail_on_http_error``
+turn those into failures. Reasons: browser_unavailable, browser_crash, navigation,
+element_not_found, assertion, extraction, timeout, console_error, http_error, config.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from fnmatch import fnmatch
+from urllib.parse import urlsplit
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page, Route
+
+from agent.browser import BrowserPool, BrowserUnavailable
 from agent.results import FailureReason
 from agent.steps.base import StepContext, StepFailed
+from agent.steps.browser_actions import Budget, perform
+from agent.steps.browser_evidence import keep_evidence
 from agent.steps.browser_model import BrowserStep
+from agent.steps.browser_session import BrowserSession
 
 __all__ = ["run"]
 
+_READ_TIMEOUT = 2.0  # seconds to read timings and cookies back after the actions
+
+
+def _reserve(step_timeout: float) -> float:
+    """Time kept back from Playwright's waits so evidence can be written before the
+    runner's deadline."""
+    return min(2.0, step_timeout * 0.2)
+
 
 async def run(step: BrowserStep, ctx: StepContext) -> None:
-    raise StepFailed(FailureReason.BROWSER_UNAVAILABLE, "the browser step kind is not built yet")
+    pool = ctx.env.browser
+    if pool is None:
+        raise StepFailed(
+            FailureReason.BROWSER_UNAVAILABLE,
+            "this agent runs without a browser, so browser steps cannot run",
+        )
+    store = ctx.env.artifacts if step.artifacts != "never" else None
+    started = time.perf_counter()
+    loop = asyncio.get_running_loop()
+    budget = Budget(loop.time() + ctx.step_timeout - _reserve(ctx.step_timeout))
+    session = await ctx.resource(
+        BrowserSession, lambda: BrowserSession(pool, ctx.masker, tracing=store is not None)
+    )
+    page = await _open(session, step, pool)
+    failure: StepFailed | None = None
+    try:
+        await session.begin_step(step.name)
+        await session.load_cookies(ctx.cookies)
+        await _prepare(page, step, ctx, session)
+        for action in step.browser:
+            await perform(action, page, ctx, session, budget)
+        _check_health(step, session)
+    except StepFailed as error:
+        failure = error
+    except PlaywrightError as error:  # setting up the page, not an action: the browser broke
+        failure = StepFailed(FailureReason.BROWSER_CRASH, f"the browser failed: {error.message}")
+    finally:
+        ctx.record.console_errors = len(session.events.console_errors)
+        ctx.record.failed_requests = len(session.events.failed_requests)
+    ctx.record.duration = time.perf_counter() - started
+    await _read_back(session, ctx)
+    keep = store is not None and (failure is not None or step.artifacts == "always")
+    if keep and store is not None:
+        ctx.record.artifacts.extend(
+            await keep_evidence(session, store, ctx, step.name, trace=session.tracing)
+        )
+    else:
+        await session.end_step()
+    if failure is not None:
+        raise failure
+
+
+async def _open(session: BrowserSession, step: BrowserStep, pool: BrowserPool) -> Page:
+    try:
+        return await session.open(step.emulation)
+    except BrowserUnavailable as error:
+        raise StepFailed(FailureReason.BROWSER_UNAVAILABLE, str(error)) from None
+    except LookupError as error:
+        raise StepFailed(FailureReason.CONFIG, f"emulation: {error.args[0]}") from None
+    except PlaywrightError as error:
+        raise StepFailed(
+            FailureReason.BROWSER_CRASH, f"could not open a page: {error.message}"
+        ) from None
+
+
+async def _prepare(
+    page: Page, step: BrowserStep, ctx: StepContext, session: BrowserSession
+) -> None:
+    """This step's extra headers and block list (each step states its own)."""
+    headers = ctx.template.render(step.headers)
+    if headers or session.headers_set:
+        await page.set_extra_http_headers(headers)
+        session.headers_set = bool(headers)
+    await page.unroute_all()
+    if step.block:
+        patterns = tuple(step.block)
+
+        async def block(route: Route) -> None:
+            host = urlsplit(route.request.url).hostname or ""
+            if any(fnmatch(host, pattern) for pattern in patterns):
+                await route.abort("blockedbyclient")
+            else:
+                await route.fallback()
+
+        await page.route("**/*", block)
+
+
+def _check_health(step: BrowserStep, session: BrowserSession) -> None:
+    events = session.events
+    if step.fail_on_console_error and events.console_errors:
+        raise StepFailed(
+            FailureReason.CONSOLE_ERROR,
+            f"expected no console errors, got {len(events.console_errors)}, the first: "
+            f"{events.console_errors[0][:300]}",
+        )
+    if step.fail_on_http_error and events.failed_requests:
+        raise StepFailed(
+            FailureReason.HTTP_ERROR,
+            f"expected every request to succeed, {len(events.failed_requests)} failed, the "
+            f"first: {events.failed_requests[0][:300]}",
+        )
+
+
+async def _read_back(session: BrowserSession, ctx: StepContext) -> None:
+    """Timings of the page showing now, and the browser's cookies back into the run's jar."""
+    if session.crashed:
+        return
+    with contextlib.suppress(PlaywrightError, TimeoutError):
+        async with asyncio.timeout(_READ_TIMEOUT):
+            phases, vitals = await session.read_timings()
+            ctx.record.phases.update(phases)
+            ctx.record.vitals.update(vitals)
+    with contextlib.suppress(PlaywrightError, TimeoutError):
+        async with asyncio.timeout(_READ_TIMEOUT):
+            await session.save_cookies(ctx.cookies)

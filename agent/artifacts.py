@@ -1,0 +1,71 @@
+"""Where evidence of a run goes: files named by journey and run, pruned by age and size.
+
+Layout: ``<root>/<journey>/<run_id>/<step>.<what>`` (``checkout/checkout-20261127T110000Z-
+a1b2c3/pay.screenshot.png``). Run ids start with a UTC timestamp, so a folder listing
+is in time order. Pruning removes whole run folders: first those older than
+``max_age``, then the oldest until the total is within ``max_bytes``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ArtifactStore"]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _slug(text: str) -> str:
+    return _UNSAFE.sub("-", text).strip("-.")[:80] or "step"
+
+
+@dataclass(frozen=True)
+class ArtifactStore:
+    """A folder of run artifacts with retention limits (built by the entry point)."""
+
+    root: Path
+    max_age: float = 7 * 86400.0  # seconds
+    max_bytes: int = 1_000_000_000
+
+    def path(self, journey: str, run_id: str, step: str, what: str) -> Path:
+        """A new file's path for ``what`` (``screenshot.png``, ``trace.zip``, ...); its
+        folder exists."""
+        folder = self.root / _slug(journey) / _slug(run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{_slug(step)}.{what}"
+
+    def prune(self, now: float | None = None) -> list[Path]:
+        """Remove expired and excess run folders; returns what was removed. Blocking I/O:
+        call it in a thread from async code."""
+        now = time.time() if now is None else now
+        runs = []
+        for journey in self._children(self.root):
+            for run in self._children(journey):
+                files = [f for f in run.rglob("*") if f.is_file()]
+                size = sum(f.stat().st_size for f in files)
+                newest = max((f.stat().st_mtime for f in files), default=run.stat().st_mtime)
+                runs.append((newest, size, run))
+        runs.sort()
+        total = sum(size for _, size, _ in runs)
+        removed = []
+        for newest, size, run in runs:
+            if now - newest <= self.max_age and total <= self.max_bytes:
+                break
+            shutil.rmtree(run, ignore_errors=True)
+            removed.append(run)
+            total -= size
+        for journey in self._children(self.root):
+            if not any(journey.iterdir()):
+                journey.rmdir()
+        return removed
+
+    @staticmethod
+    def _children(folder: Path) -> list[Path]:
+        try:
+            return [child for child in folder.iterdir() if child.is_dir()]
+        except FileNotFoundError:
+            return []
