@@ -1,0 +1,124 @@
+"""The agent's HTTP endpoint: health, readiness, metrics negotiation, the status page."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+from test_prometheus_samples import catalog, checkout, partner_order, results
+
+from agent.server import RunningServer, parse_listen, start_server
+from agent.status import StatusBoard
+from exporters.prometheus import PrometheusExporter
+
+SECRET = "hunter2-Sup3rSecret"
+Agent = tuple[RunningServer, StatusBoard, list[bool]]  # the server, its board, its readiness
+
+
+@pytest.fixture
+async def agent() -> AsyncIterator[Agent]:
+    """A server on loopback over an exporter and a board fed with the sample runs."""
+    exporter = PrometheusExporter(CollectorRegistry(), "eu-west-1")
+    board = StatusBoard()
+    journeys = [checkout(title="<script>alert(1)</script>"), partner_order()]
+    for sink in (exporter, board):
+        sink.set_inventory(journeys, catalog())
+        for result in results():
+            sink.export(result)
+    ready = [False]
+    server = await start_server(
+        "127.0.0.1:0", metrics=exporter, board=board, ready=lambda: ready[0], location="eu-west-1"
+    )
+    yield server, board, ready
+    await server.close()
+
+
+async def _get(server: RunningServer, path: str, **headers: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
+        return await client.get(path, headers=headers)
+
+
+async def test_healthz_answers_and_readyz_follows_the_callable(agent: Agent) -> None:
+    """/healthz is 200 at once; /readyz is 503 until ready() says True, then 200."""
+    server, _, ready = agent
+    assert server.url.startswith("http://127.0.0.1:")
+    assert (await _get(server, "/healthz")).status_code == 200
+    assert (await _get(server, "/readyz")).status_code == 503
+    ready[0] = True
+    assert (await _get(server, "/readyz")).status_code == 200
+
+
+async def test_metrics_negotiates_text_or_openmetrics(agent: Agent) -> None:
+    """Plain scrapes get the 0.0.4 text format; an OpenMetrics Accept gets OpenMetrics."""
+    server, _, _ = agent
+    plain = await _get(server, "/metrics")
+    assert plain.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert "journey_runs_total{" in plain.text
+    accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+    om = await _get(server, "/metrics", Accept=accept)
+    assert om.headers["content-type"].startswith("application/openmetrics-text")
+    assert om.text.endswith("# EOF\n")
+
+
+async def test_status_page_groups_journeys_and_escapes_everything(agent: Agent) -> None:
+    """The page lists each process with its journeys' outcome, failed step and reason."""
+    server, _, _ = agent
+    page = (await _get(server, "/")).text
+    assert page.index("Order to cash") < page.index("checkout") < page.index("Partner orders")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>" not in page
+    partner = page[page.index("Partner orders") :]
+    assert "aborted" in partner  # the last run of partner-order was cut off by shutdown
+    assert "1 failing" not in partner
+
+
+async def test_status_page_never_shows_messages_or_secrets(agent: Agent) -> None:
+    """Run messages (which may quote responses) are not rendered, masked or not."""
+    server, board, _ = agent
+    failed = replace(results()[1], message=f"got 401 for password {SECRET} and ***")
+    board.export(failed)
+    page = (await _get(server, "/")).text
+    assert SECRET not in page
+    assert "got 401" not in page
+    assert "http_status" in page
+    assert "log in" in page
+
+
+async def test_unknown_paths_are_404(agent: Agent) -> None:
+    """Only the four endpoints exist."""
+    server, _, _ = agent
+    assert (await _get(server, "/metrics/../../etc/passwd")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("listen", "expected"),
+    [("0.0.0.0:9464", ("0.0.0.0", 9464)), (":9464", ("0.0.0.0", 9464)),
+     ("[::1]:0", ("::1", 0)), ("localhost:80", ("localhost", 80))],
+)  # fmt: skip
+def test_parse_listen_accepts_host_port(listen: str, expected: tuple[str, int]) -> None:
+    """host:port, :port and [v6]:port are understood."""
+    assert parse_listen(listen) == expected
+
+
+@pytest.mark.parametrize("listen", ["9464", "host:", "host:99999", "host:http"])
+def test_parse_listen_rejects_bad_addresses_clearly(listen: str) -> None:
+    """A bad --listen value says what is expected and what was given."""
+    with pytest.raises(ValueError, match=r"host:port such as 0.0.0.0:9464, got"):
+        parse_listen(listen)
+
+
+async def test_a_taken_port_fails_to_start_and_leaks_nothing() -> None:
+    """Starting on a port in use raises OSError; the first server keeps serving."""
+    exporter, board = PrometheusExporter(CollectorRegistry(), "here"), StatusBoard()
+    first = await start_server("127.0.0.1:0", metrics=exporter, board=board, ready=lambda: True)
+    try:
+        with pytest.raises(OSError, match="in use"):
+            await start_server(
+                first.url.removeprefix("http://"), metrics=exporter, board=board, ready=bool
+            )
+        assert (await _get(first, "/healthz")).status_code == 200
+    finally:
+        await first.close()
