@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from aiohttp import web
 from conftest import TRACE_ID, ContextFactory
-from http_servers import PASSWORD, SEEN_TRACEPARENTS, USER, fails, http_step
+from http_servers import PASSWORD, SEEN_TRACEPARENTS, USER, fails, http_step, serve_raw
 
 from agent.model import Journey
 from agent.results import FailureReason, Outcome
@@ -205,3 +206,46 @@ async def test_cookie_extraction_reads_the_run_jar(shop: str, make_context: Cont
     ctx = make_context()
     await run(http_step(http={"get": f"{shop}/login"}, extract={"sid": {"cookie": "sid"}}), ctx)
     assert re.fullmatch("[0-9a-f]{16}", ctx.variables["sid"])
+
+
+async def test_secret_echoed_by_the_target_is_masked_in_the_run_message(shop: str) -> None:
+    """A failure message quoting a body that echoes a secret shows *** instead."""
+    journey = Journey.model_validate(
+        {
+            "journey": "leaky",
+            "business_process": "order-to-cash",
+            "secrets": {"password": "${env.SHOP_PASSWORD}"},
+            "steps": [
+                {
+                    "name": "echo",
+                    "http": {"get": f"{shop}/echo", "query": {"pw": "${secret.password}"}},
+                    "expect": {"status": 201},
+                }
+            ],
+        }
+    )
+    result = await run_journey(journey, RunEnvironment(environ={"SHOP_PASSWORD": PASSWORD}))
+    assert result.reason is FailureReason.HTTP_STATUS
+    assert PASSWORD not in result.message
+    assert "***" in result.message
+
+
+async def test_hanging_target_under_the_runner_is_a_timeout_not_a_crash() -> None:
+    """Through the runner, a target that never answers fails the run with reason timeout."""
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.Event().wait()
+
+    async with serve_raw(hang) as base:
+        journey = Journey.model_validate(
+            {
+                "journey": "hangs",
+                "business_process": "order-to-cash",
+                "schedule": {"every": "10s", "timeout": "1s"},
+                "steps": [{"name": "stuck", "timeout": "300ms", "http": {"get": base}}],
+            }
+        )
+        result = await run_journey(journey, RunEnvironment(environ={}))
+    assert result.outcome is Outcome.FAILURE
+    assert result.reason is FailureReason.TIMEOUT
+    assert result.steps[0].duration < 1.0
