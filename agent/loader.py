@@ -162,6 +162,12 @@ class _Draft:
                 self.masker.add(secret)
         for problem in yaml_problems:
             self.add(problem.position, (), problem.message)
+        for document in documents:
+            for problem in document.problems:
+                in_list = isinstance(document.data, list) and problem.path
+                self.add(
+                    problem.position, problem.path[1:] if in_list else problem.path, problem.message
+                )
         if self.path.name in CATALOG_NAMES:
             self._read_catalog(documents)
         else:
@@ -211,7 +217,9 @@ class _Draft:
             return model.model_validate(data)
         except ValidationError as error:
             for found in field_errors(error, data, model, secret_fields=_SECRET_FIELDS):
-                self.add(marks.at(root + found.path), found.path, found.message)
+                full = root + found.path
+                if not any(full[:end] in marks.broken for end in range(len(full) + 1)):
+                    self.add(marks.at(full), found.path, found.message)
             return None
 
     def result(self) -> FileResult:

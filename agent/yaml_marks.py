@@ -24,6 +24,8 @@ Path = tuple[Key, ...]
 
 _TAG = "tag:yaml.org,2002:"
 _MERGE = _TAG + "merge"
+_SCALAR_TAGS = frozenset(_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp"))
+_COLLECTION_TAGS = frozenset({_TAG + "seq", _TAG + "map"})
 _MAX_REPEATS = 100_000  # values reached again through aliases; beyond this it is a bomb
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -40,6 +42,7 @@ class Position:
 class YamlProblem:
     position: Position
     message: str
+    path: Path = ()  # the value it is about, within its document
 
 
 @dataclass(slots=True)
@@ -48,6 +51,7 @@ class Marks:
 
     values: dict[Path, Position] = field(default_factory=dict)
     keys: dict[Path, Position] = field(default_factory=dict)  # path of the value it names
+    broken: set[Path] = field(default_factory=set)  # not loaded as written (already reported)
 
     def at(self, path: Path) -> Position:
         """The position of ``path``: its key when it has one, else its value; a path that
@@ -67,6 +71,7 @@ class Document:
 
     data: Any
     marks: Marks
+    problems: tuple[YamlProblem, ...] = ()  # duplicate keys, foreign tags, cyclic aliases
 
 
 class _AliasBomb(Exception):
@@ -74,7 +79,8 @@ class _AliasBomb(Exception):
 
 
 def parse(text: str) -> tuple[list[Document], list[YamlProblem]]:
-    """Every document in ``text`` and every problem found; a syntax error ends the file."""
+    """Every document in ``text``, and the problems that are not inside one document
+    (a syntax error, which ends the file; an alias bomb)."""
     builder = _Builder()
     documents: list[Document] = []
     loader = _Loader(text)
@@ -83,7 +89,8 @@ def parse(text: str) -> tuple[list[Document], list[YamlProblem]]:
             marks = Marks()
             node = loader.get_node()
             data = builder.build(node, (), marks) if node is not None else None
-            documents.append(Document(data, marks))
+            documents.append(Document(data, marks, tuple(builder.problems)))
+            builder.problems.clear()
     except yaml.MarkedYAMLError as error:
         builder.problems.append(_syntax_problem(error))
     except yaml.YAMLError as error:  # e.g. a control character: no mark to show
@@ -108,11 +115,6 @@ def _syntax_problem(error: yaml.MarkedYAMLError) -> YamlProblem:
     return YamlProblem(position, message)
 
 
-def _tag_not_allowed(node: Node) -> str:
-    tag = "!!" + node.tag.removeprefix(_TAG) if node.tag.startswith(_TAG) else node.tag
-    return f"the tag {tag} is not allowed: journey files hold plain values"
-
-
 def _position(mark: Any) -> Position:
     return Position(mark.line + 1, mark.column + 1)
 
@@ -134,34 +136,37 @@ class _Builder:
             if self._repeats > _MAX_REPEATS:
                 raise _AliasBomb
         self._seen.add(id(node))
+        problem = self._not_plain(node)
+        if problem:
+            self._problem(node, problem, path)
+            marks.broken.add(path)
+            return None
         if isinstance(node, ScalarNode):
             return self._scalar(node)
-        if id(node) in self._building:
-            self._problem(node, "an alias refers to a value that contains it")
-            return None
         self._building.add(id(node))
         try:
             if isinstance(node, SequenceNode):
-                self._check_tag(node, "seq")
                 return [self.build(item, (*path, i), marks) for i, item in enumerate(node.value)]
             assert isinstance(node, MappingNode)  # the composer makes only the three kinds
-            self._check_tag(node, "map")
             return self._mapping(node, path, marks)
         finally:
             self._building.discard(id(node))
 
+    def _not_plain(self, node: Node) -> str | None:
+        """Why ``node`` is not plain data (a foreign tag, a cyclic alias), or None."""
+        allowed = _SCALAR_TAGS if isinstance(node, ScalarNode) else _COLLECTION_TAGS
+        if node.tag not in allowed:
+            tag = "!!" + node.tag.removeprefix(_TAG) if node.tag.startswith(_TAG) else node.tag
+            return f"the tag {tag} is not allowed: journey files hold plain values"
+        if id(node) in self._building:
+            return "an alias refers to a value that contains it"
+        return None
+
     def _scalar(self, node: ScalarNode) -> Any:
         tag = node.tag.removeprefix(_TAG)
-        if tag in ("str", "timestamp"):  # dates stay text: they must survive JSON bodies
-            return node.value
         if tag in ("int", "float", "bool", "null"):
             return getattr(self._constructor, f"construct_yaml_{tag}")(node)
-        self._problem(node, _tag_not_allowed(node))
-        return node.value
-
-    def _check_tag(self, node: Node, kind: str) -> None:
-        if node.tag != _TAG + kind:
-            self._problem(node, _tag_not_allowed(node))
+        return node.value  # str, and timestamps: dates stay text to survive JSON bodies
 
     def _mapping(self, node: MappingNode, path: Path, marks: Marks) -> dict[Key, Any]:
         merged = self._merged(node, path, marks)
@@ -169,14 +174,14 @@ class _Builder:
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
                 continue
-            if not isinstance(key_node, ScalarNode):
-                self._problem(key_node, "a key must be a plain value, not a list or mapping")
+            if not isinstance(key_node, ScalarNode) or self._not_plain(key_node):
+                self._problem(key_node, "a key must be plain text or a number", path)
                 continue
             key = self._scalar(key_node)
             key_path = (*path, key)
             if key in own:
                 first = marks.keys[key_path].line
-                self._problem(key_node, f"duplicate key {key!r} (first written at line {first})")
+                self._problem(key_node, f"duplicate key (first written at line {first})", key_path)
                 continue
             marks.keys[key_path] = _position(key_node.start_mark)
             own[key] = self.build(value_node, key_path, marks)
@@ -191,12 +196,12 @@ class _Builder:
             sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
             for source in sources:
                 if not isinstance(source, MappingNode):
-                    self._problem(source, "<< merges a mapping or a list of mappings")
+                    self._problem(source, "<< merges a mapping or a list of mappings", path)
                     continue
                 for key, value in self.build(source, path, marks).items():
                     merged.setdefault(key, value)
         marks.values[path] = _position(node.start_mark)  # building the sources moved it
         return merged
 
-    def _problem(self, node: Node, message: str) -> None:
-        self.problems.append(YamlProblem(_position(node.start_mark), message))
+    def _problem(self, node: Node, message: str, path: Path) -> None:
+        self.problems.append(YamlProblem(_position(node.start_mark), message, path))
