@@ -142,6 +142,9 @@ def chaotic(target: str, handler: WrongAwareHandler) -> Handler:
     async def under_chaos(request: web.Request) -> web.StreamResponse:
         setting = request.app[CHAOS].get(target)
         if setting.mode is ChaosMode.SLOW:
+            # Take the body first, as a slow backend would: a client that gives up while
+            # we wait must not leave a half-read request behind to fail noisily.
+            await request.read()
             await asyncio.sleep(setting.delay)
         elif setting.mode is ChaosMode.ERROR:
             return _internal_error(request)
