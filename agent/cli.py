@@ -7,13 +7,21 @@ Exit status: 0 all good, 1 a journey failed, 2 unusable input.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TextIO
 
-from agent.loader import load
+from agent.app import Settings, run_agent, run_once
+from agent.demo.command import run_demo
+from agent.loader import LoadResult, load
+from agent.logconfig import configure_logging
 from agent.schema import journey_file_schema
+from agent.sharding import parse_shard
 
 __all__ = ["main"]
 
@@ -45,15 +53,127 @@ def _parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print the JSON Schema of journey files")
     schema.set_defaults(handler=_schema)
 
+    run = commands.add_parser("run", help="run journeys on their schedules (or --once)")
+    run.add_argument("paths", nargs="+", help="journey files or folders (and catalog.yaml)")
+    run.add_argument("--once", action="store_true", help="run each journey once, print a table")
+    run.add_argument("--junit", type=Path, help="with --once: write a JUnit XML report here")
+    _agent_options(run)
+    run.set_defaults(handler=_run)
+
+    demo = commands.add_parser("demo", help="the agent monitoring the bundled demo shop")
+    demo.add_argument("paths", nargs="*", default=["journeys"], help="default: journeys/")
+    demo.add_argument(
+        "--shop-port", type=int, default=8080, help="demo shop port (a free one if taken)"
+    )
+    _agent_options(demo)
+    demo.set_defaults(handler=_demo)
+
     return parser
+
+
+def _agent_options(parser: argparse.ArgumentParser) -> None:
+    """Options of a running agent; each also reads a JOURNEYMAN_* environment variable."""
+
+    def env(name: str, default: str) -> str:
+        return os.environ.get(f"JOURNEYMAN_{name}", default)
+
+    parser.add_argument("--location", default=env("LOCATION", "local"), help="label on series")
+    parser.add_argument(
+        "--listen", default=env("LISTEN", "127.0.0.1:9464"), help="host:port of /metrics"
+    )
+    parser.add_argument(
+        "--max-concurrency", type=int, default=int(env("MAX_CONCURRENCY", "8")),
+        help="runs in flight at most",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-browsers", type=int, default=int(env("MAX_BROWSERS", "2")),
+        help="browser contexts open at most (about 2 saturate 2 cores)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--shard", default=env("SHARD", "") or None, help="I/N: run this replica's share only"
+    )
+    parser.add_argument(
+        "--grace", type=float, default=float(env("GRACE", "30")),
+        help="seconds runs in flight get to finish on SIGTERM",
+    )  # fmt: skip
+    parser.add_argument(
+        "--artifacts-dir", type=Path, default=env("ARTIFACTS_DIR", "") or None,
+        help="where screenshots, traces and page HTML of failed browser runs go",
+    )  # fmt: skip
+    parser.add_argument(
+        "--browser-path", default=env("BROWSER", "") or None, help="Chromium executable"
+    )
+    parser.add_argument(
+        "--log-format", choices=["json", "console"], default=env("LOG_FORMAT", "json")
+    )
+    parser.add_argument("--log-level", default=env("LOG_LEVEL", "info"))
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "paths": tuple(Path(p) for p in args.paths),
+        "location": args.location,
+        "listen": args.listen,
+        "max_concurrency": args.max_concurrency,
+        "max_browsers": args.max_browsers,
+        "shard": parse_shard(args.shard) if args.shard else None,
+        "grace": args.grace,
+        "artifacts_dir": args.artifacts_dir,
+        "browser_path": args.browser_path,
+    }
+    return Settings(**(values | overrides))
+
+
+def _print_problems(result: LoadResult, out: TextIO) -> int:
+    """Print every error and warning; return how many files had errors."""
+    for file in result.files.values():
+        for problem in sorted(file.errors + file.warnings, key=lambda p: (p.line, p.column)):
+            print(problem, file=out)
+    return sum(not file.ok for file in result.files.values())
+
+
+def _run(args: argparse.Namespace) -> int:
+    configure_logging(json=args.log_format == "json", level=args.log_level)
+    try:
+        settings = _settings(args)
+    except ValueError as error:
+        print(f"journeyman: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.once:
+        return _until_signalled(lambda stop: run_agent(settings, stop))
+    loaded = load(settings.paths, environ=os.environ)
+    bad_files = _print_problems(loaded, sys.stderr)
+    journeys = [j.journey for j in loaded.journeys if settings.shard is None
+                or settings.shard.owns(j.journey.journey)]  # fmt: skip
+    results = asyncio.run(run_once(settings, journeys, sys.stdout, junit=args.junit))
+    if bad_files or not journeys:
+        return EXIT_USAGE
+    return EXIT_OK if all(result.ok for result in results) else EXIT_FAILED
+
+
+def _demo(args: argparse.Namespace) -> int:
+    configure_logging(json=args.log_format == "json", level="warning")
+    settings = _settings(args, console=sys.stdout)
+    return _until_signalled(lambda stop: run_demo(settings, stop, shop_port=args.shop_port))
+
+
+def _until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> int:
+    """Run ``main`` until SIGTERM or SIGINT sets its stop event; then exit 0."""
+
+    async def wrapper() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await main(stop)
+
+    asyncio.run(wrapper())
+    return EXIT_OK
 
 
 def _validate(args: argparse.Namespace) -> int:
     result = load(args.paths, environ=os.environ, require_env=args.require_env)
-    for file in result.files.values():
-        for problem in sorted(file.errors + file.warnings, key=lambda p: (p.line, p.column)):
-            print(problem)
-    bad = sum(not file.ok for file in result.files.values())
+    bad = _print_problems(result, sys.stdout)
     journeys = len(result.journeys)
     summary = f"{journeys} journey{'s' * (journeys != 1)} OK"
     if bad:

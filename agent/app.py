@@ -1,0 +1,164 @@
+"""Builds the agent from its parts and runs it: once (for CI) or forever (the agent).
+
+The entry point owns every shared thing (registry, exporters, browser, TLS contexts,
+logger) and passes them down; nothing here is global.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TextIO
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from agent.artifacts import ArtifactStore
+from agent.browser import BrowserPool
+from agent.catalog import Catalog
+from agent.loader import load
+from agent.model import Journey
+from agent.reload import Reloader
+from agent.report import format_table
+from agent.results import RunResult
+from agent.runner import run_journey
+from agent.scheduler import Scheduler
+from agent.server import start_server
+from agent.sharding import Shard
+from agent.status import StatusBoard
+from agent.steps.base import RunEnvironment
+from exporters.base import Exporter
+from exporters.console import ConsoleExporter
+from exporters.junit import write_junit
+from exporters.logs import LogExporter
+from exporters.prometheus import PrometheusExporter
+
+__all__ = ["Settings", "run_agent", "run_once"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    paths: tuple[Path, ...]
+    location: str = "local"
+    listen: str = "127.0.0.1:9464"
+    max_concurrency: int = 8
+    max_browsers: int = 2
+    shard: Shard | None = None
+    grace: float = 30.0
+    artifacts_dir: Path | None = None
+    browser_path: str | None = None
+    console: TextIO | None = None  # a live line per run (demo, terminals)
+
+
+@asynccontextmanager
+async def run_environment(
+    settings: Settings, environ: Mapping[str, str]
+) -> AsyncIterator[RunEnvironment]:
+    """What runs share: TLS contexts, the browser (launched on first use), artifacts."""
+    artifacts = ArtifactStore(settings.artifacts_dir) if settings.artifacts_dir else None
+    async with BrowserPool(
+        executable=settings.browser_path, environ=environ, max_contexts=settings.max_browsers
+    ) as browser:
+        yield RunEnvironment(
+            environ=dict(environ), browser=browser, artifacts=artifacts, location=settings.location
+        )
+
+
+async def run_once(
+    settings: Settings,
+    journeys: Sequence[Journey],
+    out: TextIO,
+    *,
+    junit: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[RunResult]:
+    """Run each journey once (bounded concurrency), print the table, write JUnit."""
+    logs = LogExporter(structlog.get_logger("journeyman"), settings.location)
+    limit = asyncio.Semaphore(settings.max_concurrency)
+    async with run_environment(settings, os.environ if environ is None else environ) as env:
+
+        async def one(journey: Journey) -> RunResult:
+            async with limit:
+                return await run_journey(journey, env)
+
+        results = list(await asyncio.gather(*(one(journey) for journey in journeys)))
+    for result in results:
+        logs.export(result)
+    out.write(format_table(results))
+    if junit is not None:
+        write_junit(results, junit)
+    return results
+
+
+async def run_agent(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    environ: Mapping[str, str] | None = None,
+    on_listening: Callable[[str], None] | None = None,
+) -> None:
+    """Run every journey on its schedule, serve /metrics, reload on change, until ``stop``."""
+    environ = dict(os.environ if environ is None else environ)
+    log = structlog.get_logger("journeyman").bind(location=settings.location)
+    registry = CollectorRegistry()
+    prometheus = PrometheusExporter(registry, settings.location)
+    board = StatusBoard()
+    exporters: list[Exporter] = [prometheus, board, LogExporter(log, settings.location)]
+    if settings.console is not None:
+        exporters.append(ConsoleExporter(settings.console))
+
+    def export(result: RunResult) -> None:
+        for exporter in exporters:
+            exporter.export(result)
+
+    async with run_environment(settings, environ) as env:
+        scheduler = Scheduler(
+            run=partial(run_journey, env=env),
+            export=export,
+            registry=registry,
+            logger=log,
+            max_concurrency=settings.max_concurrency,
+            shard=settings.shard,
+            location=settings.location,
+        )
+
+        def apply(journeys: Sequence[Journey], catalog: Catalog | None) -> None:
+            scheduler.catalog = catalog
+            update = scheduler.update(journeys)
+            prometheus.set_inventory(update.journeys, catalog)
+            board.set_inventory(update.journeys, catalog)
+
+        reloader = Reloader(
+            paths=settings.paths,
+            load=partial(load, environ=environ),
+            apply=apply,
+            registry=registry,
+            logger=log,
+        )
+        reloader.reload()
+        server = await start_server(
+            settings.listen,
+            metrics=prometheus,
+            board=board,
+            ready=lambda: True,  # serving starts after the first load and scheduling
+            location=settings.location,
+        )
+        log.info("agent_started", url=server.url, journeys=len(scheduler.journeys))
+        if on_listening is not None:
+            on_listening(server.url)
+        watch = asyncio.create_task(reloader.watch())
+        try:
+            await stop.wait()
+        finally:
+            log.info("agent_stopping", grace_seconds=settings.grace)
+            watch.cancel()
+            with suppress(asyncio.CancelledError):
+                await watch
+            await scheduler.shutdown(settings.grace)
+            await server.close()
+            log.info("agent_stopped")

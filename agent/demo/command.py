@@ -1,0 +1,48 @@
+"""``journeyman demo``: the bundled shop and the agent monitoring it, in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from agent.app import Settings, run_agent
+from agent.demo.server import RunningShop, start_shop
+
+__all__ = ["run_demo"]
+
+
+async def run_demo(settings: Settings, stop: asyncio.Event, *, shop_port: int) -> None:
+    """Serve the shop on loopback, then run the agent on it until ``stop`` is set."""
+    shop = await _start(shop_port)
+    async with shop:
+        environ = {**os.environ, **shop.environ()}
+
+        def banner(agent_url: str) -> None:
+            print(_banner(shop, agent_url), flush=True)
+
+        await run_agent(settings, stop, environ=environ, on_listening=banner)
+
+
+async def _start(port: int) -> RunningShop:
+    try:
+        return await start_shop("127.0.0.1", port)
+    except OSError:  # the port is taken: any free one will do for a demo
+        print(f"port {port} is taken; the shop uses a free port instead", file=sys.stderr)
+        return await start_shop("127.0.0.1", 0)
+
+
+def _banner(shop: RunningShop, agent_url: str) -> str:
+    return f"""
+Journeyman demo: the agent is monitoring the bundled demo shop.
+
+  shop           {shop.url}/
+  chaos switch   {shop.url}/chaos/panel   (make a page slow, failing or wrong)
+  agent status   {agent_url}/
+  metrics        {agent_url}/metrics
+
+Try:  curl -s {shop.url}/chaos -d '{{"target": "checkout", "mode": "wrong"}}'
+Then watch the customer checkout turn red below while every server still answers 200.
+Ctrl-C stops both.
+
+Live runs (one line each):"""
