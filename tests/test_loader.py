@@ -122,3 +122,197 @@ def test_all_invalid_files_at_once() -> None:
     expected = [line for file in files for line in EXPECTED[file.name]]
     assert [str(p).replace(f"{INVALID}/", "") for p in result.errors] == expected
     assert result.journeys == ()
+
+
+GOOD = """\
+journey: checkout
+business_process: order-to-cash
+schedule: {every: 60s, timeout: 20s, retries: 1}
+variables:
+  base: ${env.SHOP_URL}
+secrets:
+  password: ${env.SHOP_PASSWORD}
+steps:
+  - name: log in
+    http:
+      post: ${base}/api/login
+      json: {user: alice, password: "${secret.password}"}
+    extract: {token: {json: $.token}}
+  - name: orders
+    http:
+      get: ${base}/api/orders
+      headers: {Authorization: "Bearer ${token}"}
+    expect: {status: 2xx, json: {"$.ok": true}}
+"""
+CATALOG = """\
+business_processes:
+  - id: order-to-cash
+    name: Order to cash
+    volume: {per_hour: 120, peak_per_hour: 300, peak_hours: [11, 12]}
+"""
+ENV = {"SHOP_URL": "http://127.0.0.1:1", "SHOP_PASSWORD": "pw"}
+
+
+def write(folder: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return folder
+
+
+def test_good_file_next_to_bad_one_still_loads(tmp_path: Path) -> None:
+    """A broken file contributes errors and no journeys; the good file beside it loads."""
+    bad = GOOD.replace("checkout", "broken").replace("2xx", "2000")
+    write(tmp_path, {"a_good.yaml": GOOD, "b_bad.yaml": bad})
+    result = load([tmp_path], environ=ENV)
+    good_file, bad_file = (
+        result.files[tmp_path / "a_good.yaml"],
+        result.files[tmp_path / "b_bad.yaml"],
+    )
+    assert [j.journey.journey for j in good_file.journeys] == ["checkout"]
+    assert good_file.journeys[0].source == tmp_path / "a_good.yaml"
+    assert good_file.ok
+    assert bad_file.journeys == ()
+    assert [p.path for p in result.errors] == ["steps[1].expect.status"]
+
+
+def test_several_journeys_per_file_as_list_and_documents(tmp_path: Path) -> None:
+    """A file may hold a list of journeys and several --- documents; each keeps its line."""
+    second = GOOD.replace("checkout", "second")
+    listed = "- " + second.replace("\n", "\n  ").rstrip() + "\n"
+    write(tmp_path, {"many.yaml": GOOD + "---\n" + listed.replace("second", "third") + "---\n"})
+    result = load([tmp_path / "many.yaml"], environ=ENV)
+    assert result.errors == ()
+    assert [(j.journey.journey, j.line) for j in result.journeys] == [
+        ("checkout", 1),
+        ("third", 20),
+    ]
+
+
+def test_folder_is_read_recursively_sorted_with_catalog(tmp_path: Path) -> None:
+    """Folders are read recursively in order (.yaml and .yml), hidden folders skipped, and
+    catalog.yaml becomes the catalog that business processes are checked against."""
+    write(
+        tmp_path,
+        {
+            "catalog.yaml": CATALOG,
+            "z/last.yml": GOOD.replace("checkout", "last"),
+            "a.yaml": GOOD.replace("checkout", "first"),
+            ".git/hidden.yaml": "not: a journey",
+            "notes.txt": "ignored",
+        },
+    )
+    result = load([tmp_path], environ=ENV)
+    assert result.errors == ()
+    assert [j.journey.journey for j in result.journeys] == ["first", "last"]
+    assert result.catalog is not None
+    assert result.catalog.process("order-to-cash") is not None
+
+
+def test_unset_environment_variable_is_a_warning_or_an_error(tmp_path: Path) -> None:
+    """An unset ${env.X} warns; with require_env it is an error; environ=None skips the check."""
+    write(tmp_path, {"a.yaml": GOOD})
+    lenient = load([tmp_path], environ={"SHOP_URL": "x"})
+    strict = load([tmp_path], environ={"SHOP_URL": "x"}, require_env=True)
+    unchecked = load([tmp_path])
+    expected = (
+        f"{tmp_path}/a.yaml:7:3: secrets.password: environment variable SHOP_PASSWORD is not set"
+    )
+    assert [str(p) for p in lenient.warnings] == [
+        expected.replace(": secrets", ": warning: secrets")
+    ]
+    assert len(lenient.journeys) == 1
+    assert [str(p) for p in strict.errors] == [expected]
+    assert strict.journeys == ()
+    assert unchecked.errors == unchecked.warnings == ()
+
+
+def test_literal_secret_never_appears_in_messages(tmp_path: Path) -> None:
+    """A secret written in the file is masked in every message, even one quoting the value."""
+    text = GOOD.replace("${env.SHOP_PASSWORD}", "hunter2-planted").replace(
+        "business_process: order-to-cash",
+        "business_process: order-to-cash\npersona: hunter2-planted",
+    )
+    write(tmp_path, {"a.yaml": text + "secrets_typo: {pin: 1234}\n"})
+    result = load([tmp_path], environ=ENV)
+    messages = [str(p) for p in result.errors + result.warnings]
+    assert any("persona: must be" in m and "'***'" in m for m in messages)
+    assert not any("hunter2" in m for m in messages)
+
+
+def test_secret_values_of_wrong_type_are_not_quoted(tmp_path: Path) -> None:
+    """A secret of the wrong type is described by its type, never by its value."""
+    write(tmp_path, {"a.yaml": GOOD.replace("${env.SHOP_PASSWORD}", "987654")})
+    (error,) = load([tmp_path], environ=ENV).errors
+    assert error.message == "must be a string, got a number (write it in quotes)"
+
+
+def test_secret_written_in_the_file_is_a_warning(tmp_path: Path) -> None:
+    """A literal secret value loads, with a warning to read it from the environment instead."""
+    write(tmp_path, {"a.yaml": GOOD.replace("${env.SHOP_PASSWORD}", "hunter2")})
+    result = load([tmp_path], environ=ENV)
+    assert len(result.journeys) == 1
+    assert [p.message for p in result.warnings] == [
+        "secret written in the file: read it with ${env.NAME} instead"
+    ]
+
+
+def test_no_code_runs_from_yaml(tmp_path: Path) -> None:
+    """A python/object tag is refused, never constructed: the command it names does not run."""
+    marker = tmp_path / "owned"
+    tagged = f'title: !!python/object/apply:os.system ["touch {marker}"]\n'
+    write(tmp_path, {"a.yaml": GOOD.replace("steps:\n", tagged + "steps:\n", 1)})
+    (error,) = load([tmp_path], environ=ENV).errors
+    assert "the tag !!python/object/apply:os.system is not allowed" in error.message
+    assert not marker.exists()
+
+
+def test_alias_bomb_is_bounded(tmp_path: Path) -> None:
+    """Nested aliases that would expand to a billion values are refused quickly."""
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    write(tmp_path, {"bomb.yaml": "\n".join(lines) + "\n"})
+    (error,) = load([tmp_path]).errors
+    assert error.message == "aliases expand to more than 100000 values"
+
+
+def test_anchors_and_merge_keys_share_settings(tmp_path: Path) -> None:
+    """Anchors and << merge keys work, and a key written beside << overrides the merged one."""
+    text = (
+        "- &base\n  " + GOOD.replace("\n", "\n  ").rstrip() + "\n"
+        "- <<: *base\n  journey: copy\n  title: A copy\n"
+    )
+    write(tmp_path, {"a.yaml": text})
+    result = load([tmp_path], environ=ENV)
+    assert result.errors == ()
+    assert [(j.journey.journey, j.journey.title) for j in result.journeys] == [
+        ("checkout", ""),
+        ("copy", "A copy"),
+    ]
+
+
+def test_missing_path_and_empty_folder_are_errors(tmp_path: Path) -> None:
+    """A path that does not exist and a folder without journey files are reported, not ignored."""
+    (tmp_path / "empty").mkdir()
+    result = load([tmp_path / "nope.yaml", tmp_path / "empty"])
+    assert [str(p) for p in result.errors] == [
+        f"{tmp_path}/nope.yaml: no such file or folder",
+        f"{tmp_path}/empty: no journey files (*.yaml, *.yml) in this folder",
+    ]
+
+
+def test_steps_say_which_variables_they_provide() -> None:
+    """An HTTP step provides its extract names; a step kind without extraction provides none."""
+    (loaded,) = load([INVALID / "variable_set_later.yaml"]).files.values()
+    assert loaded.errors  # the journey itself is refused, so build its steps directly
+    from agent.steps.browser_model import BrowserStep
+    from agent.steps.http_model import HttpStep
+
+    http = HttpStep.model_validate(
+        {"name": "a", "http": {"get": "u"}, "extract": {"token": {"json": "$.t"}}}
+    )
+    assert http.provides() == frozenset({"token"})
+    assert (
+        BrowserStep.model_validate({"name": "b", "browser": [{"goto": "u"}]}).provides()
+        == frozenset()
+    )
