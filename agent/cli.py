@@ -22,6 +22,7 @@ from agent.loader import LoadResult, load
 from agent.logconfig import configure_logging
 from agent.schema import journey_file_schema
 from agent.sharding import parse_shard
+from exporters.rules import FORMATS, RulesOptions, build, render
 
 __all__ = ["main"]
 
@@ -67,6 +68,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     _agent_options(demo)
     demo.set_defaults(handler=_demo)
+
+    rules = commands.add_parser("rules", help="Prometheus rules from the journeys' SLOs")
+    rules.add_argument("paths", nargs="+", help="journey files or folders (and catalog.yaml)")
+    rules.add_argument("-o", "--output", default="-", help="rules file (default: stdout)")
+    rules.add_argument("--format", choices=FORMATS, default="prometheus")
+    rules.add_argument("--name", default="journeyman-slos", help="PrometheusRule object name")
+    for flag, default, text in _RULES_COUNTS:
+        rules.add_argument(flag, type=_at_least_one, default=default, help=text)
+    rules.set_defaults(handler=_rules)
 
     return parser
 
@@ -184,6 +194,42 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _schema(args: argparse.Namespace) -> int:
     print(json.dumps(journey_file_schema(), indent=2))
+    return EXIT_OK
+
+
+_RULES_COUNTS = (
+    ("--min-failed-runs", 2, "a page needs at least this many bad runs (default 2)"),
+    ("--min-failing-locations", 1, "... from at least this many locations (default 1)"),
+    ("--no-data-intervals", 3, "no-data alert after this many missed runs (default 3)"),
+    ("--locations", 1, "locations running each journey, for the arithmetic (default 1)"),
+)
+
+
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _rules(args: argparse.Namespace) -> int:
+    loaded = load(args.paths)
+    if _print_problems(loaded, sys.stderr) or not loaded.journeys:
+        print("journeyman rules: no rules written (fix the journey files)", file=sys.stderr)
+        return EXIT_USAGE
+    options = RulesOptions(
+        min_failed_runs=args.min_failed_runs,
+        min_failing_locations=args.min_failing_locations,
+        no_data_intervals=args.no_data_intervals,
+        locations=args.locations,
+    )
+    rules = build((j.journey for j in loaded.journeys), loaded.catalog, options)
+    for warning in rules.warnings:
+        print(f"journeyman rules: warning: {warning}", file=sys.stderr)
+    text = render(rules, args.format, name=args.name)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
     return EXIT_OK
 
 
