@@ -29,7 +29,6 @@ from prometheus_client.metrics_core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
-    SummaryMetricFamily,
 )
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.utils import floatToGoString
@@ -44,6 +43,7 @@ __all__ = [
     "CONTENT_TYPE_OPENMETRICS",
     "CONTENT_TYPE_TEXT",
     "DURATION_BUCKETS",
+    "STEP_BUCKETS",
     "VITAL_BUCKETS",
     "PrometheusExporter",
 ]
@@ -54,6 +54,9 @@ CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset
 # Web experience, 50 ms to a minute: the steps where people notice (0.1, 0.25, 1 s),
 # give up (2.5-10 s) and where a journey's timeout usually sits (30, 60 s).
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Steps are ten times as many series: a step slower than 10 s is broken for any person,
+# so its bucket is +Inf (count and sum still hold it).
+STEP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # The good / poor limits of Core Web Vitals: INP 0.2/0.5, TTFB 0.8/1.8, FCP 1.8/3, LCP 2.5/4.
 VITAL_BUCKETS = (0.1, 0.2, 0.5, 0.8, 1.8, 2.5, 3.0, 4.0, 10.0)
 CLS_BUCKETS = (0.05, 0.1, 0.25, 0.5)  # CLS good <= 0.1, poor > 0.25
@@ -79,8 +82,6 @@ class _Spec:
             return CounterMetricFamily(self.name, self.doc, labels=names)
         if self.kind == "gauge":
             return GaugeMetricFamily(self.name, self.doc, labels=names)
-        if self.kind == "summary":
-            return SummaryMetricFamily(self.name, self.doc, labels=names)
         return HistogramMetricFamily(self.name, self.doc, labels=names)
 
 
@@ -101,8 +102,8 @@ _SPECS = (
     _Spec("journey_duration_seconds", "histogram", "Duration of successful runs"),
     _Spec("journey_step_duration_seconds", "histogram", "Duration of successful steps",
           ("step",)),
-    _Spec("journey_http_phase_duration_seconds", "summary",
-          "Time spent in each phase of HTTP steps", ("step", "phase")),
+    _Spec("journey_http_phase_seconds_total", "counter",
+          "Seconds spent in each phase of successful HTTP steps", ("step", "phase")),
     _Spec("journey_tls_cert_expiry_timestamp_seconds", "gauge",
           "Expiry time of the server certificate seen by the step", ("step",)),
     _Spec("journey_web_vital_seconds", "histogram", "Web vitals of browser steps",
@@ -140,15 +141,17 @@ class _Histogram:
         return cumulative
 
 
-_Value = float | list[float] | _Histogram  # a gauge or counter, a summary, a histogram
+_Value = float | _Histogram  # a gauge or counter, or a histogram
 
 
 @dataclass
 class _Step:
     """Everything measured about one step of one journey."""
 
-    duration: _Histogram = field(default_factory=lambda: _Histogram(DURATION_BUCKETS))
-    phases: dict[str, list[float]] = field(default_factory=dict)  # phase -> [count, sum]
+    duration: _Histogram = field(default_factory=lambda: _Histogram(STEP_BUCKETS))
+    # Seconds per phase, successful steps only: dividing by the step histogram's count
+    # gives the mean, at one sample per phase (a histogram per phase would be 5 x 11).
+    phases: dict[str, float] = field(default_factory=dict)
     vitals: dict[str, _Histogram] = field(default_factory=dict)
     cls: _Histogram | None = None
     cert_expiry: float | None = None
@@ -158,10 +161,9 @@ class _Step:
     def record(self, result: StepResult) -> None:
         if result.ok:
             self.duration.observe(result.duration)
-        for phase, seconds in result.phases.items():
-            self.phases.setdefault(phase, [0, 0.0])
-            self.phases[phase][0] += 1
-            self.phases[phase][1] += seconds
+        if result.ok and result.kind == "http":
+            for phase, seconds in result.phases.items():
+                self.phases[phase] = self.phases.get(phase, 0.0) + seconds
         for vital, value in result.vitals.items():
             if vital == "cls":
                 self.cls = self.cls or _Histogram(CLS_BUCKETS)
@@ -256,8 +258,6 @@ class _Journey:
 def _add(family: Metric, labels: list[str], value: _Value) -> None:
     if isinstance(family, HistogramMetricFamily) and isinstance(value, _Histogram):
         family.add_metric(labels, value.buckets(), value.total)
-    elif isinstance(family, SummaryMetricFamily) and isinstance(value, list):
-        family.add_metric(labels, count_value=int(value[0]), sum_value=value[1])
     elif isinstance(family, CounterMetricFamily | GaugeMetricFamily) and isinstance(value, float):
         family.add_metric(labels, value)
     else:  # a mistake in _SPECS, not in any input
@@ -267,8 +267,8 @@ def _add(family: Metric, labels: list[str], value: _Value) -> None:
 def _step_samples(step: str, measured: _Step) -> Iterator[tuple[str, _Labels, _Value]]:
     if sum(measured.duration.counts):
         yield "journey_step_duration_seconds", (step,), measured.duration
-    for phase, count_and_sum in sorted(measured.phases.items()):
-        yield "journey_http_phase_duration_seconds", (step, phase), count_and_sum
+    for phase, seconds in sorted(measured.phases.items()):
+        yield "journey_http_phase_seconds_total", (step, phase), seconds
     if measured.cert_expiry is not None:
         yield "journey_tls_cert_expiry_timestamp_seconds", (step,), measured.cert_expiry
     for vital, histogram in sorted(measured.vitals.items()):
