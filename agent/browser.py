@@ -154,10 +154,12 @@ class BrowserPool:
         """The Chromium main process, when one is running."""
         return self._pid
 
-    @property
-    def devices(self) -> Mapping[str, Any]:
-        """Playwright's device descriptors (empty before the first launch)."""
-        return self._playwright.devices if self._playwright else {}
+    async def device(self, name: str) -> dict[str, Any]:
+        """Playwright's descriptor of device ``name`` (viewport, user agent, touch...)."""
+        devices = (await self._driver()).devices
+        if name not in devices:
+            raise LookupError(f"unknown device {name!r} (see Playwright's list of devices)")
+        return dict(devices[name])
 
     async def __aenter__(self) -> BrowserPool:
         return self

@@ -66,10 +66,11 @@ VITALS_SCRIPT = """(() => {
   observe('first-input', interaction);
 })();"""
 
-_READ_VITALS = """() => {
+# Read after the next frame is painted: a step may end before its page first paints.
+_READ_VITALS = """() => new Promise((resolve) => requestAnimationFrame(() => setTimeout(() => {
   const n = performance.getEntriesByType('navigation')[0];
-  return {vitals: window.__journeymanVitals || null, nav: n ? n.toJSON() : null};
-}"""
+  resolve({vitals: window.__journeymanVitals || null, nav: n ? n.toJSON() : null});
+}, 0)))"""
 
 
 @dataclass
@@ -116,7 +117,7 @@ class BrowserSession:
             return self.page
         await self._stack.aclose()
         self._stack = AsyncExitStack()
-        options = self._context_options(emulation)
+        options = await self._context_options(emulation)
         context = await self._stack.enter_async_context(self._pool.context(**options))
         self.context, self._emulation, self.crashed = context, emulation, False
         await context.add_init_script(VITALS_SCRIPT)
@@ -129,20 +130,18 @@ class BrowserSession:
         page.on("crash", self._on_crash)
         if emulation is not None and emulation.network is not None:
             cdp = await context.new_cdp_session(page)
+            await cdp.send("Network.enable")  # conditions apply only with the domain on
             await cdp.send("Network.emulateNetworkConditions", _throttle(emulation.network))
         self.page = page
         self.secret_fields = []
         return page
 
-    def _context_options(self, emulation: Emulation | None) -> dict[str, Any]:
+    async def _context_options(self, emulation: Emulation | None) -> dict[str, Any]:
         if emulation is None:
             return {}
         options: dict[str, Any] = {}
         if emulation.device is not None:
-            devices = self._pool.devices
-            if emulation.device not in devices:
-                raise LookupError(f"unknown device {emulation.device!r} (see Playwright's list)")
-            options.update(devices[emulation.device])
+            options.update(await self._pool.device(emulation.device))
         if emulation.viewport is not None:
             options["viewport"] = emulation.viewport.model_dump()
         if emulation.locale is not None:
@@ -220,6 +219,7 @@ class BrowserSession:
     async def read_timings(self) -> tuple[dict[str, float], dict[str, float]]:
         """(phases, vitals) of the page showing now, in seconds (cls: a score)."""
         assert self.page is not None
+        await self.page.wait_for_load_state("load")
         data = await self.page.evaluate(_READ_VITALS)
         return _phases(data.get("nav")), _vitals(data.get("nav"), data.get("vitals"))
 
