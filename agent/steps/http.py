@@ -85,7 +85,6 @@ async def _exchange(
     ctx: StepContext,
 ) -> Reply:
     """Send ``request`` and follow its redirects; the reply to the last hop."""
-    total = 0.0
     for hop in range(spec.max_redirects + 1):
         timer = HopTimer()
         request.extensions = {**request.extensions, "trace": timer.trace}
@@ -99,11 +98,8 @@ async def _exchange(
         finally:
             _record_hop(timer, request.url, session, ctx)
         ctx.record.status_code = response.status_code
-        hop_total = timer.total()
-        total += hop_total or 0.0
-        ctx.record.duration = total
         if not (spec.follow_redirects and response.next_request is not None):
-            return Reply(response, body, total)
+            return Reply(response, body, ctx.record.duration)
         if hop == spec.max_redirects:
             break
         request = response.next_request
@@ -120,7 +116,8 @@ async def _send(
     response = await client.send(request, stream=True)
     try:
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_body:
+        # a HEAD reply declares the length of a body it does not send
+        if request.method != "HEAD" and declared.isdigit() and int(declared) > max_body:
             raise _too_large(max_body, f"Content-Length {declared}")
         chunks, size = [], 0
         async for chunk in response.aiter_bytes():
@@ -141,7 +138,10 @@ def _too_large(max_body: int, got: str) -> StepFailed:
 
 
 def _record_hop(timer: HopTimer, url: httpx.URL, session: HttpSession, ctx: StepContext) -> None:
-    """Add a hop's phases and certificate expiry to the step's record."""
+    """Add a hop's duration, phases and certificate expiry to the step's record."""
+    hop_total = timer.total()
+    if hop_total is not None:  # redirect hops add up
+        ctx.record.duration = (ctx.record.duration or 0.0) + hop_total
     for phase, seconds in timer.phases().items():
         ctx.record.phases[phase] = ctx.record.phases.get(phase, 0.0) + seconds
     if url.scheme != "https":
