@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Iterable, Sequence
-from urllib.parse import quote
 
 from aiohttp import web
 
+from agent.demo import views
 from agent.demo.chaos import chaotic
-from agent.demo.pages import PAGES, Markup, euros, join
-from agent.demo.state import SHOP, CartFull, OrderLine, Product, Session
+from agent.demo.pages import PAGES, euros
+from agent.demo.state import SHOP, CartFull, Session
 
-__all__ = ["COOKIE", "routes"]
+__all__ = ["routes"]
 
-COOKIE = "shop_session"
 _FEATURED = 3  # products on the home page
 _MAX_QUERY = 100  # characters of a search query that count
 
@@ -47,27 +45,35 @@ def routes() -> list[web.RouteDef]:
 
 
 async def home(request: web.Request, wrong: bool) -> web.Response:
-    session = _session(request)
+    session = views.session_of(request)
     if wrong:
-        return _message(request, session, "maintenance", "Be right back", "We are restocking.")
+        return views.message(request, session, "maintenance", "Be right back", "We are restocking.")
     featured = list(request.app[SHOP].products.values())[:_FEATURED]
-    return _page(request, session, "home", "Welcome", cards=_cards(request, featured))
+    return views.page(
+        request, session, "home", "Welcome", cards=views.product_cards(request, featured)
+    )
 
 
 async def products(request: web.Request, wrong: bool) -> web.Response:
     shown = [] if wrong else list(request.app[SHOP].products.values())
-    return _page(request, _session(request), "products", "Products", cards=_cards(request, shown))
+    return views.page(
+        request,
+        views.session_of(request),
+        "products",
+        "Products",
+        cards=views.product_cards(request, shown),
+    )
 
 
 async def product(request: web.Request, wrong: bool) -> web.Response:
     item = request.app[SHOP].products.get(request.match_info["sku"])
-    session = _session(request) or request.app[SHOP].new_session()
+    session = views.session_of(request) or request.app[SHOP].new_session()
     if item is None:
-        return _not_found(request, session, "No such product.")
+        return views.not_found(request, session, "No such product.")
     if wrong:
-        buy = _message_fragment(request, "unavailable", "Unavailable", "Please try later.")
+        buy = views.message_fragment(request, "unavailable", "Unavailable", "Please try later.")
     elif item.stock == 0:
-        buy = _message_fragment(request, "sold-out", "Sold out", "Back in stock soon.")
+        buy = views.message_fragment(request, "sold-out", "Sold out", "Back in stock soon.")
     else:
         buy = request.app[PAGES].fragment(
             "buy_form",
@@ -75,7 +81,7 @@ async def product(request: web.Request, wrong: bool) -> web.Response:
             sku=item.sku,
             max_quantity=request.app[SHOP].limits.quantity,
         )
-    return _page(
+    return views.page(
         request,
         session,
         "product",
@@ -99,14 +105,14 @@ async def search(request: web.Request, wrong: bool) -> web.Response:
     ]
     if wrong:
         found = []
-    return _page(
+    return views.page(
         request,
-        _session(request),
+        views.session_of(request),
         "search",
         "Search",
         query=query,
         count=len(found),
-        cards=_cards(request, found),
+        cards=views.product_cards(request, found),
         search=query,
     )
 
@@ -115,18 +121,18 @@ async def search(request: web.Request, wrong: bool) -> web.Response:
 
 
 async def login_form(request: web.Request, wrong: bool) -> web.Response:
-    session = _session(request) or request.app[SHOP].new_session()
-    return _login_page(request, session, _next(request.query.get("next")), with_csrf=not wrong)
+    session = views.session_of(request) or request.app[SHOP].new_session()
+    return views.login_page(request, session, _next(request.query.get("next")), with_csrf=not wrong)
 
 
 async def login(request: web.Request, wrong: bool) -> web.Response:
     form = await request.post()
-    session = _session(request)
+    session = views.session_of(request)
     if session is None or not _csrf_ok(session, form.get("csrf_token")):
-        return _csrf_refused(request, session)
+        return views.csrf_refused(request, session)
     target = _next(form.get("next"))
     if wrong:  # the page says nothing, and the customer is still not signed in
-        return _redirect(request, session, target)
+        return views.redirect(request, session, target)
     signed_in = request.app[SHOP].sign_in(
         session, str(form.get("username", "")), str(form.get("password", ""))
     )
@@ -134,18 +140,18 @@ async def login(request: web.Request, wrong: bool) -> web.Response:
         error = request.app[PAGES].fragment(
             "error", id="login-error", text="Wrong user name or password."
         )
-        return _login_page(request, session, target, error=error, status=401)
-    return _redirect(request, signed_in, target)
+        return views.login_page(request, session, target, error=error, status=401)
+    return views.redirect(request, signed_in, target)
 
 
 async def logout(request: web.Request) -> web.Response:
     form = await request.post()
-    session = _session(request)
+    session = views.session_of(request)
     if session is None or not _csrf_ok(session, form.get("csrf_token")):
-        return _csrf_refused(request, session)
+        return views.csrf_refused(request, session)
     request.app[SHOP].sessions.pop(session.id)
-    response = _redirect(request, None, "/")
-    response.del_cookie(COOKIE, path="/")
+    response = views.redirect(request, None, "/")
+    response.del_cookie(views.COOKIE, path="/")
     return response
 
 
@@ -153,78 +159,82 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def cart(request: web.Request, wrong: bool) -> web.Response:
-    session = _session(request)
+    session = views.session_of(request)
     lines = () if wrong or session is None else request.app[SHOP].cart_lines(session)
     if not lines:
-        return _message(request, session, "cart-empty", "Your cart", "Your cart is empty.")
-    return _page(request, session, "cart", "Cart", lines=_lines(request, "cart", lines))
+        return views.message(request, session, "cart-empty", "Your cart", "Your cart is empty.")
+    return views.page(
+        request, session, "cart", "Cart", lines=views.lines_table(request, "cart", lines)
+    )
 
 
 async def cart_add(request: web.Request, wrong: bool) -> web.Response:
     form = await request.post()
-    session = _session(request)
+    session = views.session_of(request)
     if session is None or not _csrf_ok(session, form.get("csrf_token")):
-        return _csrf_refused(request, session)
+        return views.csrf_refused(request, session)
     state = request.app[SHOP]
     item = state.products.get(str(form.get("sku", "")))
     quantity = _int(form.get("quantity"))
     if item is None or item.stock == 0:
-        return _refused(request, session, 400, "That product cannot be bought.")
+        return views.refused(request, session, 400, "That product cannot be bought.")
     if quantity is None or not 1 <= quantity <= state.limits.quantity:
-        return _refused(request, session, 400, f"Quantity must be 1 to {state.limits.quantity}.")
+        return views.refused(
+            request, session, 400, f"Quantity must be 1 to {state.limits.quantity}."
+        )
     if not wrong:  # wrong: the item silently never reaches the cart
         try:
             state.add_to_cart(session, item.sku, quantity)
         except CartFull as error:
-            return _refused(request, session, 409, str(error).capitalize() + ".")
-    if _wants_json(request):
+            return views.refused(request, session, 409, str(error).capitalize() + ".")
+    if views.wants_json(request):
         return web.json_response({"ok": True, "count": sum(session.cart.values())})
-    return _redirect(request, session, "/cart")
+    return views.redirect(request, session, "/cart")
 
 
 async def checkout(request: web.Request, wrong: bool) -> web.Response:
-    session = _session(request)
+    session = views.session_of(request)
     if session is None or session.user is None:
-        return _redirect(request, session, "/login?next=/checkout")
+        return views.redirect(request, session, "/login?next=/checkout")
     lines = request.app[SHOP].cart_lines(session)
     if not lines:
-        return _message(request, session, "cart-empty", "Checkout", "Your cart is empty.")
-    return _checkout_page(request, session, lines)
+        return views.message(request, session, "cart-empty", "Checkout", "Your cart is empty.")
+    return views.checkout_page(request, session, lines)
 
 
 async def pay(request: web.Request, wrong: bool) -> web.Response:
     form = await request.post()
-    session = _session(request)
+    session = views.session_of(request)
     if session is None or session.user is None:
-        return _redirect(request, session, "/login?next=/checkout")
+        return views.redirect(request, session, "/login?next=/checkout")
     if not _csrf_ok(session, form.get("csrf_token")):
-        return _csrf_refused(request, session)
+        return views.csrf_refused(request, session)
     state = request.app[SHOP]
     lines = state.cart_lines(session)
     if not lines:
-        return _message(request, session, "cart-empty", "Checkout", "Your cart is empty.", 409)
+        return views.message(request, session, "cart-empty", "Checkout", "Your cart is empty.", 409)
     digits = re.sub(r"[\s-]", "", str(form.get("card", "")))
     if not _card_number_ok(digits):
-        return _checkout_page(request, session, lines, "That card number is not valid.", 422)
+        return views.checkout_page(request, session, lines, "That card number is not valid.", 422)
     if digits == _DECLINED_CARD:
-        return _checkout_page(request, session, lines, "Your card was declined.", 402)
+        return views.checkout_page(request, session, lines, "Your card was declined.", 402)
     if wrong:  # the payment page "succeeds" but no order exists and nobody says thank you
-        return _message(request, session, "order-pending", "Order pending", "Please wait.")
+        return views.message(request, session, "order-pending", "Order pending", "Please wait.")
     placed = state.place_order(
         source="web", owner=session.user, lines=lines, status="paid", card_last4=digits[-4:]
     )
     session.cart.clear()
-    return _redirect(request, session, f"/checkout/confirmation/{placed.id}")
+    return views.redirect(request, session, f"/checkout/confirmation/{placed.id}")
 
 
 async def confirmation(request: web.Request, wrong: bool) -> web.Response:
-    session = _session(request)
+    session = views.session_of(request)
     placed = request.app[SHOP].orders.get(request.match_info["order_id"])
     if session is None or placed is None or placed.owner != session.user:
-        return _not_found(request, session, "No such order.")
+        return views.not_found(request, session, "No such order.")
     if wrong:
-        return _message(request, session, "order-received", "Order received", "Processing.")
-    return _page(
+        return views.message(request, session, "order-received", "Order received", "Processing.")
+    return views.page(
         request,
         session,
         "confirmation",
@@ -237,13 +247,13 @@ async def confirmation(request: web.Request, wrong: bool) -> web.Response:
 
 async def order(request: web.Request, wrong: bool) -> web.Response:
     """The public order-tracking page: web and partner orders alike, no personal data."""
-    session = _session(request)
+    session = views.session_of(request)
     placed = request.app[SHOP].orders.get(request.match_info["order_id"])
     if placed is None:
-        return _not_found(request, session, "No such order.")
+        return views.not_found(request, session, "No such order.")
     if wrong:
-        return _message(request, session, "order-missing", "Order", "We cannot find it.")
-    return _page(
+        return views.message(request, session, "order-missing", "Order", "We cannot find it.")
+    return views.page(
         request,
         session,
         "order",
@@ -252,154 +262,13 @@ async def order(request: web.Request, wrong: bool) -> web.Response:
         order_status=placed.status,
         source=placed.source,
         reference=f"(reference {placed.reference})" if placed.reference else "",
-        lines=_lines(request, "order-lines", placed.lines),
+        lines=views.lines_table(request, "order-lines", placed.lines),
     )
 
 
 # --- helpers ----------------------------------------------------------------------------
 
 _DECLINED_CARD = "4000000000000002"  # the test card that is always declined
-
-
-def _session(request: web.Request) -> Session | None:
-    session_id = request.cookies.get(COOKIE)
-    return request.app[SHOP].sessions.get(session_id) if session_id else None
-
-
-def _with_cookie(request: web.Request, session: Session | None, response: web.Response) -> None:
-    """Send the session cookie when the session is new or was renewed at login."""
-    if session is not None and request.cookies.get(COOKIE) != session.id:
-        response.set_cookie(COOKIE, session.id, path="/", httponly=True, samesite="Lax")
-
-
-def _page(
-    request: web.Request,
-    session: Session | None,
-    template: str,
-    title: str,
-    status: int = 200,
-    search: str = "",
-    **values: object,
-) -> web.Response:
-    response = request.app[PAGES].page(
-        template, title=title, session=session, search=search, status=status, **values
-    )
-    _with_cookie(request, session, response)
-    return response
-
-
-def _message_fragment(request: web.Request, element_id: str, heading: str, text: str) -> Markup:
-    return request.app[PAGES].fragment("message", id=element_id, heading=heading, text=text)
-
-
-def _message(
-    request: web.Request,
-    session: Session | None,
-    element_id: str,
-    heading: str,
-    text: str,
-    status: int = 200,
-) -> web.Response:
-    """A page whose whole content is one message (section ``#element_id``)."""
-    return _page(
-        request, session, "message", heading, status, id=element_id, heading=heading, text=text
-    )
-
-
-def _not_found(request: web.Request, session: Session | None, text: str) -> web.Response:
-    return _message(request, session, "not-found", "Not found", text, 404)
-
-
-def _refused(request: web.Request, session: Session, status: int, text: str) -> web.Response:
-    if _wants_json(request):
-        return web.json_response({"ok": False, "error": text}, status=status)
-    return _message(request, session, "refused", "Sorry", text, status)
-
-
-def _csrf_refused(request: web.Request, session: Session | None) -> web.Response:
-    text = "Your session expired or the form is stale: reload the page and try again."
-    return _message(request, session, "csrf-error", "Form expired", text, 403)
-
-
-def _redirect(request: web.Request, session: Session | None, location: str) -> web.Response:
-    response = web.Response(status=303, headers={"Location": location})
-    _with_cookie(request, session, response)
-    return response
-
-
-def _login_page(
-    request: web.Request,
-    session: Session,
-    target: str,
-    *,
-    with_csrf: bool = True,
-    error: Markup | None = None,
-    status: int = 200,
-) -> web.Response:
-    csrf_field = (
-        request.app[PAGES].fragment("csrf_field", csrf=session.csrf) if with_csrf else Markup()
-    )
-    return _page(
-        request,
-        session,
-        "login",
-        "Log in",
-        status,
-        csrf_field=csrf_field,
-        next=target,
-        error=error or Markup(),
-    )
-
-
-def _checkout_page(
-    request: web.Request,
-    session: Session,
-    lines: tuple[OrderLine, ...],
-    error: str = "",
-    status: int = 200,
-) -> web.Response:
-    error_html = (
-        request.app[PAGES].fragment("error", id="card-error", text=error) if error else Markup()
-    )
-    return _page(
-        request,
-        session,
-        "checkout",
-        "Checkout",
-        status,
-        lines=_lines(request, "checkout-lines", lines),
-        csrf=session.csrf,
-        error=error_html,
-        total=euros(sum(line.quantity * line.unit_cents for line in lines)),
-    )
-
-
-def _cards(request: web.Request, items: Iterable[Product]) -> Markup:
-    pages = request.app[PAGES]
-    return join(
-        [
-            pages.fragment(
-                "product_card", sku=quote(p.sku), name=p.name, price=euros(p.price_cents)
-            )
-            for p in items
-        ]
-    )
-
-
-def _lines(request: web.Request, element_id: str, lines: Sequence[OrderLine]) -> Markup:
-    pages = request.app[PAGES]
-    rows = [
-        pages.fragment(
-            "line",
-            sku=line.sku,
-            name=line.name,
-            quantity=line.quantity,
-            price=euros(line.quantity * line.unit_cents),
-        )
-        for line in lines
-    ]
-    total = sum(line.quantity * line.unit_cents for line in lines)
-    return pages.fragment("lines", id=element_id, rows=join(rows), total=euros(total))
 
 
 def _csrf_ok(session: Session, token: object) -> bool:
@@ -418,10 +287,6 @@ def _int(value: object) -> int | None:
         return int(str(value))
     except ValueError:
         return None
-
-
-def _wants_json(request: web.Request) -> bool:
-    return "application/json" in request.headers.get("Accept", "")
 
 
 def _card_number_ok(digits: str) -> bool:
