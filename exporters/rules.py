@@ -166,7 +166,9 @@ def _slo_rules(
     sli = q.sli(journey.journey, slo_kind)
     budget = 1 - objective
     window = journey.slo.window
-    labels = {"slo": slo_kind}
+    # The journey label is in every result already; as a static label it also tells
+    # promtool's duplicate-rule lint that each journey's rules are distinct.
+    labels = {"journey": journey.journey, "slo": slo_kind}
     rules: list[dict[str, Any]] = [
         {
             "record": f"journey:slo_errors:ratio_rate{prom_duration(w)}",
