@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from rules.binaries import required_binary
 
 from agent.catalog import Catalog
 from agent.cli import main
@@ -56,15 +55,6 @@ JOURNEYS = [
     ),
     _journey("browse", slo=None),
 ]
-
-
-def _promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("promtool is missing (Debian package prometheus); CI must have it")
-        pytest.skip("promtool is missing (Debian package prometheus)")
-    return found
 
 
 def test_factors_follow_the_workbook_at_30d_and_scale_with_the_window() -> None:
@@ -182,7 +172,10 @@ def test_promtool_accepts_the_rules(tmp_path: Path) -> None:
     path = tmp_path / "rules.yml"
     path.write_text(render(build(JOURNEYS, CATALOG)))
     done = subprocess.run(
-        [_promtool(), "check", "rules", str(path)], capture_output=True, text=True, check=False
+        [required_binary("promtool"), "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert '{{ "{{" }} product }}' in path.read_text()

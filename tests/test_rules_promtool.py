@@ -9,8 +9,6 @@ exactly, so every expected figure is a ratio of whole run counts.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from rules.binaries import required_binary
 
 from agent.catalog import Catalog
 from agent.model import Journey
@@ -29,15 +28,6 @@ PROCESS = "order-to-cash"
 VOLUME, VALUE = 120, 40  # expected transactions/hour, EUR per transaction
 START = 1000  # counters have been counting long before the test begins
 Outcome = Callable[[str, int], str]  # (location, minute) -> ok | fail | slow
-
-
-def _promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("promtool is missing (Debian package prometheus); CI must have it")
-        pytest.skip("promtool is missing (Debian package prometheus)")
-    return found
 
 
 def _journey(availability: str = "99.5%", latency: dict[str, str] | None = None) -> Journey:
@@ -133,7 +123,7 @@ def _run_suite(
     checks: list[dict[str, Any]],
     options: RulesOptions | None = None,
 ) -> None:
-    promtool = _promtool()
+    promtool = required_binary("promtool")
     rules = tmp_path / "rules.yml"
     rules.write_text(render(build([journey], CATALOG, options)))
     suite = {
