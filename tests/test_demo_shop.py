@@ -281,6 +281,14 @@ async def test_chaos_switch_rejects_unknown_targets_and_modes(client: httpx.Asyn
         assert (response.status_code, response.json()["field"]) == (400, field), body
 
 
+async def test_chaos_switch_takes_json_labelled_as_a_form(client: httpx.AsyncClient) -> None:
+    """`curl -d '{json}'` sends JSON as a form; the switch still reads it as JSON."""
+    form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+    body = b'{"target": "checkout", "mode": "wrong"}'
+    response = await client.post("/chaos", content=body, headers=form_type)
+    assert response.json()["checkout"]["mode"] == "wrong"
+
+
 async def test_chaos_panel_form_flips_a_target(client: httpx.AsyncClient) -> None:
     """The HTML panel's form sets a target and comes back to the panel showing it."""
     response = await client.post("/chaos", data={"target": "cart", "mode": "wrong", "delay": "2s"})

@@ -3,17 +3,13 @@ panel's form), and ``GET /chaos/panel`` (an HTML page with a form per target).""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from aiohttp import web
 
+from agent.demo.bodies import BadBody, json_or_form
 from agent.demo.chaos import CHAOS, TARGETS, ChaosMode, parse_chaos_request
 from agent.demo.pages import PAGES, Markup, join
 
 __all__ = ["routes"]
-
-_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def routes() -> list[web.RouteDef]:
@@ -31,13 +27,10 @@ async def state(request: web.Request) -> web.Response:
 async def switch(request: web.Request) -> web.Response:
     """Set one target (or ``all``); JSON callers get the new state, the panel's form a
     redirect back to the panel."""
-    from_form = request.content_type in _FORM_TYPES
     try:
-        data: Any = dict(await request.post()) if from_form else await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return web.json_response({"error": "the body must be a JSON object"}, status=400)
-    if not isinstance(data, dict):
-        return web.json_response({"error": "the body must be a JSON object"}, status=400)
+        data, from_form = await json_or_form(request)
+    except BadBody as error:
+        return web.json_response({"error": str(error)}, status=400)
     try:
         target, setting = parse_chaos_request(data)
     except ValueError as error:

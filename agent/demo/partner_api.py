@@ -7,12 +7,12 @@ partner submits orders, reads their status and pulls the inventory feed. Errors 
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from agent.demo.bodies import BadBody, json_or_form
 from agent.demo.chaos import WrongAwareHandler, chaotic
 from agent.demo.state import SHOP, TOKEN_LIFETIME, Order
 
@@ -130,15 +130,10 @@ def _client(request: web.Request) -> str:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    """The request body as a dict, from JSON or a form."""
-    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        return {key: str(value) for key, value in (await request.post()).items()}
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise _BadRequest(400, "the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise _BadRequest(400, "the body must be a JSON object")
+        body, _ = await json_or_form(request)
+    except BadBody as error:
+        raise _BadRequest(400, str(error)) from None
     return body
 
 
