@@ -9,7 +9,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PLAYWRIGHT_BROWSERS_PATH=/opt/playwright
+    PLAYWRIGHT_BROWSERS_PATH=/opt/playwright \
+    JOURNEYMAN_LISTEN=0.0.0.0:9464 \
+    JOURNEYMAN_ARTIFACTS_DIR=/artifacts
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -36,4 +38,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9464/healthz', timeout=4)"]
 
 ENTRYPOINT ["journeyman"]
-CMD ["run", "/journeys", "--listen", "0.0.0.0:9464"]
+CMD ["run", "/journeys"]

@@ -89,18 +89,22 @@ class AgentProcess:
 async def running_agent(
     paths: Sequence[Path], *args: str, environ: dict[str, str] | None = None
 ) -> AsyncIterator[AgentProcess]:
-    """`python -m agent run PATHS --listen 127.0.0.1:0 ARGS`, stopped on exit."""
+    """`journeyman run PATHS --listen 127.0.0.1:0 ARGS`, stopped on exit."""
+    argv = ["run", *map(str, paths), "--listen", "127.0.0.1:0", "--log-level", "info", *args]
+    async with spawned_agent(argv, environ=environ) as agent:
+        yield agent
+
+
+@contextlib.asynccontextmanager
+async def spawned_agent(
+    argv: Sequence[str], *, environ: dict[str, str] | None = None
+) -> AsyncIterator[AgentProcess]:
+    """`journeyman ARGV` (as `python -m agent`), stopped on exit."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "agent",
-        "run",
-        *map(str, paths),
-        "--listen",
-        "127.0.0.1:0",
-        "--log-level",
-        "info",
-        *args,
+        *argv,
         env={**os.environ, **(environ or {})},
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,

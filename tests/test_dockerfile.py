@@ -12,7 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
+from agent_process import spawned_agent
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -63,7 +65,8 @@ def test_image_serves_and_checks_the_metrics_port() -> None:
     assert _one("EXPOSE") == "9464"
     assert "http://127.0.0.1:9464/healthz" in _one("HEALTHCHECK")
     assert json.loads(_one("ENTRYPOINT")) == ["journeyman"]
-    assert json.loads(_one("CMD")) == ["run", "/journeys", "--listen", "0.0.0.0:9464"]
+    assert json.loads(_one("CMD")) == ["run", "/journeys"]
+    assert "JOURNEYMAN_LISTEN=0.0.0.0:9464" in _one("ENV")
     assert "playwright install --with-deps chromium" in _one("RUN")
 
 
@@ -76,3 +79,31 @@ def test_everything_copied_exists_and_passes_dockerignore() -> None:
             for source in args.split()[:-1]:
                 assert (ROOT / source).exists(), source
                 assert f"!{source.rstrip('/')}" in {line.rstrip("/") for line in ignore}, source
+
+
+def _image_env() -> dict[str, str]:
+    """The ENV the image sets (KEY=VALUE pairs of the one ENV instruction)."""
+    return dict(pair.split("=", 1) for pair in _one("ENV").split())
+
+
+async def test_the_image_command_run_outside_the_image_serves_health_and_metrics(
+    tmp_path: Path,
+) -> None:
+    """ENTRYPOINT + CMD + ENV, run here with /journeys and the port made local, serve
+    /healthz, /readyz and /metrics with the journeys of the mounted folder."""
+    (tmp_path / "probe.yaml").write_text(
+        "journey: probe\nbusiness_process: ops\nschedule: {every: 60s, timeout: 5s}\n"
+        "steps: [{name: s, http: {get: 'http://127.0.0.1:1/'}}]\n"
+    )
+    argv = json.loads(_one("ENTRYPOINT"))[1:] + json.loads(_one("CMD"))
+    argv = [str(tmp_path) if arg == "/journeys" else arg for arg in argv]
+    environ = _image_env() | {
+        "JOURNEYMAN_LISTEN": "127.0.0.1:0",  # tests listen on loopback only
+        "JOURNEYMAN_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+    }
+    async with spawned_agent(argv, environ=environ) as agent, httpx.AsyncClient() as client:
+        health = await client.get(f"{agent.url}/healthz")
+        ready = await client.get(f"{agent.url}/readyz")
+        metrics = await client.get(f"{agent.url}/metrics")
+    assert (health.status_code, ready.status_code) == (200, 200)
+    assert 'journey="probe"' in metrics.text
