@@ -29,7 +29,8 @@ from agent.steps.browser_session import BrowserSession
 
 __all__ = ["run"]
 
-_READ_TIMEOUT = 2.0  # seconds to read timings and cookies back after the actions
+_READ_TIMEOUT = 1.0  # seconds to read cookies and timings back after the actions
+_MARGIN = 0.05  # seconds left to the runner between our end and its deadline
 
 
 def _reserve(step_timeout: float) -> float:
@@ -48,7 +49,10 @@ async def run(step: BrowserStep, ctx: StepContext) -> None:
     store = ctx.env.artifacts if step.artifacts != "never" else None
     started = time.perf_counter()
     loop = asyncio.get_running_loop()
-    budget = Budget(loop.time() + ctx.step_timeout - _reserve(ctx.step_timeout))
+    # Playwright gives up at the budget; reading back and evidence must end before the
+    # runner's deadline, so that the step's own message and evidence are kept.
+    end = loop.time() + ctx.step_timeout - _MARGIN
+    budget = Budget(end - _reserve(ctx.step_timeout))
     session = await ctx.resource(
         BrowserSession, lambda: BrowserSession(pool, ctx.masker, tracing=store is not None)
     )
@@ -69,14 +73,15 @@ async def run(step: BrowserStep, ctx: StepContext) -> None:
         ctx.record.console_errors = len(session.events.console_errors)
         ctx.record.failed_requests = len(session.events.failed_requests)
     ctx.record.duration = time.perf_counter() - started
-    await _read_back(session, ctx)
+    await _read_back(session, ctx, min(loop.time() + _READ_TIMEOUT, end))
     keep = store is not None and (failure is not None or step.artifacts == "always")
-    if keep and store is not None:
-        ctx.record.artifacts.extend(
-            await keep_evidence(session, store, ctx, step.name, trace=session.tracing)
-        )
-    else:
-        await session.end_step()
+    with contextlib.suppress(PlaywrightError, TimeoutError):
+        async with asyncio.timeout_at(end):
+            if keep and store is not None:
+                written = await keep_evidence(session, store, ctx, step.name, session.tracing)
+                ctx.record.artifacts.extend(written)
+            else:
+                await session.end_step()
     if failure is not None:
         raise failure
 
@@ -132,15 +137,13 @@ def _check_health(step: BrowserStep, session: BrowserSession) -> None:
         )
 
 
-async def _read_back(session: BrowserSession, ctx: StepContext) -> None:
+async def _read_back(session: BrowserSession, ctx: StepContext, deadline: float) -> None:
     """Timings of the page showing now, and the browser's cookies back into the run's jar."""
     if session.crashed:
         return
     with contextlib.suppress(PlaywrightError, TimeoutError):
-        async with asyncio.timeout(_READ_TIMEOUT):
+        async with asyncio.timeout_at(deadline):
+            await session.save_cookies(ctx.cookies)
             phases, vitals = await session.read_timings()
             ctx.record.phases.update(phases)
             ctx.record.vitals.update(vitals)
-    with contextlib.suppress(PlaywrightError, TimeoutError):
-        async with asyncio.timeout(_READ_TIMEOUT):
-            await session.save_cookies(ctx.cookies)

@@ -76,10 +76,10 @@ async def perform(
     except PlaywrightTimeout:
         what = "no element matched" if on_timeout is _ELEMENT else "not done"
         raise StepFailed(
-            on_timeout, f"{describe(action)}: {what} within {allowed:.3g}s{_at(page)}"
+            on_timeout, f"{_described(action, ctx)}: {what} within {allowed:.3g}s{_at(page)}"
         ) from None
     except PlaywrightError as error:
-        raise _failure(action, page, session, error) from None
+        raise _failure(_described(action, ctx), page, session, error) from None
 
 
 def describe(action: Action) -> str:
@@ -93,21 +93,24 @@ def describe(action: Action) -> str:
     return f"{name} {value!r}"
 
 
-def _failure(
-    action: Action, page: Page, session: BrowserSession, error: PlaywrightError
-) -> StepFailed:
+def _described(action: Action, ctx: StepContext) -> str:
+    """The action in words with its templates resolved (the runner masks any secret)."""
+    return ctx.template.render(describe(action))
+
+
+def _failure(what: str, page: Page, session: BrowserSession, error: PlaywrightError) -> StepFailed:
     text = str(error.message or error)
     first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
     context = session.context
     gone = context is None or context.browser is None or not context.browser.is_connected()
     if session.crashed or gone or page.is_closed() or "Target crashed" in text:
-        return StepFailed(FailureReason.BROWSER_CRASH, f"{describe(action)}: the browser crashed")
+        return StepFailed(FailureReason.BROWSER_CRASH, f"{what}: the browser crashed")
     net = _NET_ERROR.search(text)
     if net is not None:
-        return StepFailed(FailureReason.NAVIGATION, f"{describe(action)}: {net.group(0)}")
+        return StepFailed(FailureReason.NAVIGATION, f"{what}: {net.group(0)}")
     if "strict mode violation" in text:
-        return StepFailed(FailureReason.ELEMENT_NOT_FOUND, f"{describe(action)}: {first}")
-    return StepFailed(FailureReason.NAVIGATION, f"{describe(action)}: {first}{_at(page)}")
+        return StepFailed(FailureReason.ELEMENT_NOT_FOUND, f"{what}: {first}")
+    return StepFailed(FailureReason.NAVIGATION, f"{what}: {first}{_at(page)}")
 
 
 def _at(page: Page) -> str:

@@ -175,7 +175,9 @@ class BrowserSession:
         line = f"[{message.type}] {self._masker(message.text)}"
         if len(self.events.console) < _CONSOLE_KEEP:
             self.events.console.append(line)
-        if message.type == "error":
+        # Chromium logs each failed resource as a console error too: those are counted
+        # once, as failed requests.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
             self.events.console_errors.append(self._masker(message.text))
 
     def _on_web_error(self, error: WebError) -> None:
@@ -217,9 +219,9 @@ class BrowserSession:
             jar.set_cookie(_to_jar(dict(cookie)))
 
     async def read_timings(self) -> tuple[dict[str, float], dict[str, float]]:
-        """(phases, vitals) of the page showing now, in seconds (cls: a score)."""
+        """(phases, vitals) of the page showing now, in seconds (cls: a score), read after
+        its next paint."""
         assert self.page is not None
-        await self.page.wait_for_load_state("load")
         data = await self.page.evaluate(_READ_VITALS)
         return _phases(data.get("nav")), _vitals(data.get("nav"), data.get("vitals"))
 
