@@ -29,7 +29,7 @@ def _closed_port() -> int:
 
 CASES = {
     "navigation": (
-        '- {name: s, browser: [{goto: "http://127.0.0.1:%d/"}]}' % _closed_port(),
+        f'- {{name: s, browser: [{{goto: "http://127.0.0.1:{_closed_port()}/"}}]}}',
         FailureReason.NAVIGATION,
         "net::ERR_CONNECTION_REFUSED",
     ),
