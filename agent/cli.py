@@ -162,7 +162,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    configure_logging(json=args.log_format == "json", level="warning")
+    configure_logging(json=args.log_format == "json", level="error")  # the live view speaks
     settings = _settings(args, console=sys.stdout)
     return _until_signalled(lambda stop: run_demo(settings, stop, shop_port=args.shop_port))
 

@@ -8,6 +8,7 @@ import sys
 
 from agent.app import Settings, run_agent
 from agent.demo.server import RunningShop, start_shop
+from agent.demo.state import Credentials
 
 __all__ = ["run_demo"]
 
@@ -25,11 +26,12 @@ async def run_demo(settings: Settings, stop: asyncio.Event, *, shop_port: int) -
 
 
 async def _start(port: int) -> RunningShop:
+    credentials = Credentials.from_environ(os.environ)  # SHOP_PASSWORD, PARTNER_SECRET
     try:
-        return await start_shop("127.0.0.1", port)
+        return await start_shop("127.0.0.1", port, credentials=credentials)
     except OSError:  # the port is taken: any free one will do for a demo
         print(f"port {port} is taken; the shop uses a free port instead", file=sys.stderr)
-        return await start_shop("127.0.0.1", 0)
+        return await start_shop("127.0.0.1", 0, credentials=credentials)
 
 
 def _banner(shop: RunningShop, agent_url: str) -> str:
