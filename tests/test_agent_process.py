@@ -109,12 +109,7 @@ async def test_agent_exports_real_runs_and_passes_promtool(
             )
             >= 2
         )
-        assert (
-            value(
-                samples, "journey_http_phase_seconds_total", journey="home", phase="wait"
-            )
-            > 0
-        )
+        assert value(samples, "journey_http_phase_seconds_total", journey="home", phase="wait") > 0
         assert value(samples, "journeyman_journeys_loaded") == 2
         text = await agent.metrics_text()
         assert shop.credentials.partner_secret not in text
