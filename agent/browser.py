@@ -171,17 +171,28 @@ class BrowserPool:
     async def context(self, **options: Any) -> AsyncIterator[BrowserContext]:
         """A fresh browser context (Playwright ``new_context`` options), always closed."""
         async with self._slots:
-            browser = await self._ensure_browser()
-            try:
-                context = await browser.new_context(**options)
-            except PlaywrightError as error:
-                self._suspect = not browser.is_connected()
-                raise BrowserUnavailable(f"could not open a browser context: {error}") from None
+            context = await self._new_context(options)
             self.open_contexts += 1
             try:
                 yield context
             finally:
                 await self._close_shielded(context)
+
+    async def _new_context(self, options: dict[str, Any]) -> BrowserContext:
+        """A new context; a browser that died since its last use is relaunched once."""
+        for attempt in (1, 2):
+            browser = await self._ensure_browser()
+            try:
+                return await browser.new_context(**options)
+            except asyncio.CancelledError:
+                self._suspect = True  # a healthy browser opens a context in milliseconds
+                raise
+            except PlaywrightError as error:
+                self._suspect = True
+                if attempt == 2:
+                    message = f"could not open a browser context: {_first_line(error)}"
+                    raise BrowserUnavailable(message) from None
+        raise AssertionError("unreachable")
 
     async def _close_shielded(self, context: BrowserContext) -> None:
         closing = asyncio.ensure_future(self._close_context(context))

@@ -1,0 +1,102 @@
+"""The browser underneath: found in order, launched lean, survives a killed Chromium, and
+leaks neither contexts nor file descriptors over many runs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from browser_support import Site, environment, journey, pool, require_chromium, site
+
+from agent.browser import (
+    LEAN_DISABLED_FEATURES,
+    BrowserPool,
+)
+from agent.results import FailureReason
+from agent.runner import run_journey
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+__all__ = ["pool", "site"]  # fixtures, imported for pytest
+
+
+def _cmdline(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+async def test_launch_merges_lean_features_into_playwrights_list(pool: BrowserPool) -> None:
+    """Chromium runs with one --disable-features flag holding Playwright's list and ours."""
+    async with pool.context():
+        assert pool.pid is not None
+        args = _cmdline(pool.pid)
+    flags = [a for a in args if a.startswith("--disable-features=")]
+    assert len(flags) == 1
+    features = flags[0].split("=", 1)[1].split(",")
+    assert set(LEAN_DISABLED_FEATURES) <= set(features)
+    assert "HttpsUpgrades" in features  # one of Playwright's own
+    assert "--disable-quic" in args
+    assert ("--no-sandbox" in args) == (os.geteuid() == 0)
+
+
+async def test_killed_chromium_fails_the_run_and_the_next_run_passes(site: Site) -> None:
+    """Chromium killed mid-step: that run fails with browser_crash, the agent carries on,
+    the browser is relaunched and the next run passes."""
+    require_chromium()
+    waiting = journey('- {name: s, browser: [{goto: "${base}/"}, {click: "#never"}]}')
+    passing = journey('- {name: s, browser: [{goto: "${base}/"}, {expect_visible: "#welcome"}]}')
+    async with BrowserPool() as own:
+        env = environment(site, own)
+        assert (await run_journey(passing, env)).ok
+        running = asyncio.create_task(run_journey(waiting, env))
+        await asyncio.sleep(1.0)  # the step is waiting for #never
+        assert own.pid is not None
+        os.kill(own.pid, signal.SIGKILL)
+        crashed = await running
+        assert crashed.reason is FailureReason.BROWSER_CRASH, crashed.message
+        after = await run_journey(passing, env)
+        assert after.ok, after.message
+        assert own.launches == 2
+        assert own.open_contexts == 0
+
+
+async def test_hung_chromium_times_out_and_is_replaced(site: Site) -> None:
+    """A stopped (hung) Chromium: the run times out, its context close is bounded, and the
+    next run gets a fresh browser."""
+    require_chromium()
+    passing = journey('- {name: s, browser: [{goto: "${base}/"}, {expect_visible: "#welcome"}]}')
+    async with BrowserPool(close_timeout=0.5) as own:
+        env = environment(site, own)
+        assert (await run_journey(passing, env)).ok
+        assert own.pid is not None
+        hung = own.pid
+        os.kill(hung, signal.SIGSTOP)
+        try:
+            stuck = await run_journey(
+                journey('- {name: s, browser: [{goto: "${base}/"}]}', step_timeout="2s"), env
+            )
+        finally:
+            os.kill(hung, signal.SIGKILL)
+        assert stuck.reason is FailureReason.TIMEOUT, stuck.message
+        after = await run_journey(passing, env)
+        assert after.ok, after.message
+        assert own.pid != hung
+
+
+async def test_two_hundred_runs_leak_no_contexts_or_descriptors(
+    pool: BrowserPool, site: Site
+) -> None:
+    """200 consecutive runs leave the same number of open contexts and file descriptors."""
+    tiny = journey(
+        '- {name: s, artifacts: never, browser: [{goto: "${base}/tiny"}, {expect_visible: "#p"}]}'
+    )
+    env = environment(site, pool)
+    for _ in range(10):  # warm up: caches, the driver's first allocations
+        assert (await run_journey(tiny, env)).ok
+    descriptors = len(os.listdir("/proc/self/fd"))
+    for _ in range(200):
+        result = await run_journey(tiny, env)
+        assert result.ok, result.message
+    assert pool.open_contexts == 0
+    assert len(os.listdir("/proc/self/fd")) <= descriptors + 2
