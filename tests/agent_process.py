@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
+from binaries import required_binary
 from prometheus_client.parser import text_string_to_metric_families
 
 __all__ = [
@@ -141,11 +140,10 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 def promtool_check_metrics(text: str) -> subprocess.CompletedProcess[str]:
     """`promtool check metrics` on ``text``; fails in CI (skips elsewhere) without promtool."""
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("promtool is missing (Debian package prometheus); CI must have it")
-        pytest.skip("promtool is missing (Debian package prometheus)")
     return subprocess.run(
-        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+        [required_binary("promtool"), "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=False,
     )

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import socket
 import subprocess
 
 import httpx
 import pytest
+from binaries import required_binary
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -21,15 +20,6 @@ from agent.steps.base import RunEnvironment
 from exporters.prometheus import PrometheusExporter
 
 pytestmark = pytest.mark.promtool
-
-
-def _promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("promtool is missing (Debian package prometheus); CI must have it")
-        pytest.skip("promtool is missing (Debian package prometheus)")
-    return found
 
 
 def _closed_port() -> int:
@@ -53,7 +43,7 @@ def _journey(name: str, url: str, process: str = "order-to-cash") -> Journey:
 
 async def test_scraped_metrics_of_real_runs_pass_promtool(shop: str) -> None:
     """Runs that succeed, fail on status and fail to connect scrape cleanly and as counted."""
-    promtool = _promtool()
+    promtool = required_binary("promtool")
     journeys = [
         _journey("works", f"{shop}/status/200"),
         _journey("broken", f"{shop}/status/503"),

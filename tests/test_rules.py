@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from rules.binaries import required_binary
+from binaries import required_binary
 
 from agent.catalog import Catalog
 from agent.cli import main

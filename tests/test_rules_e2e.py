@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 from agent_process import running_agent
-from rules.binaries import required_binary
+from binaries import required_binary
 
 from agent.cli import main
 from agent.demo.server import RunningShop, start_shop
