@@ -47,7 +47,7 @@ def references(text: str) -> list[tuple[str, str]]:
 
 
 class Masker:
-    """Replaces every known secret value, and its URL- and JSON-escaped forms, by ``***``."""
+    """Replaces every known secret value, and its URL-, JSON- and repr-escaped forms, by ``***``."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._forms: set[str] = set()
@@ -57,8 +57,9 @@ class Masker:
     def add(self, secret: str) -> None:
         if not secret:
             return
-        escaped = json.dumps(secret)[1:-1]
-        self._forms.update({secret, quote(secret, safe=""), quote_plus(secret), escaped})
+        forms = {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]}
+        forms |= {repr(form)[1:-1] for form in forms}  # messages quote what they saw with !r
+        self._forms.update(forms)
         self._ordered = sorted(self._forms, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from agent.templating import MASK, Masker, MissingValue, Template, references
@@ -50,6 +52,14 @@ def test_masker_hides_plain_url_and_json_escaped_forms() -> None:
     assert "p@ss" not in masked
     assert "p%40ss" not in masked
     assert masked.count(MASK) == 4
+
+
+def test_masker_hides_the_repr_of_an_escaped_secret() -> None:
+    """A JSON-escaped secret quoted again with repr() in a message is still masked."""
+    secret = 'p@ss/"w0rd'
+    body = json.dumps({"password": secret})
+    message = f"got {body!r}"
+    assert "w0rd" not in Masker([secret])(message)
 
 
 def test_masker_ignores_empty_secrets() -> None:
