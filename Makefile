@@ -25,8 +25,9 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Benchmarks print figures (ratios against a baseline measured in the same run).
 bench: $(BIN)/.installed system-deps
-	$(BIN)/python -m bench
+	for b in bench/*.py; do echo "== $$b"; $(BIN)/python -m bench.$$(basename $$b .py) || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import Discriminator, Field, Tag, model_validator
 
 from agent.fields import Duration, Fraction, StrictModel, error_at
-from agent.steps.browser_model import BrowserStep
+from agent.steps.browser_model import BrowserOptions, BrowserStep
 from agent.steps.http_model import HttpStep
 
 __all__ = ["SLO", "STEP_KINDS", "Journey", "LatencySLO", "Persona", "Schedule", "Step"]
@@ -117,6 +117,10 @@ class Journey(StrictModel):
     secrets: dict[str, str] = Field(
         default_factory=dict, description="Values masked as *** in every output"
     )
+    browser_defaults: BrowserOptions | None = Field(
+        default=None,
+        description="Options for every browser step (emulation, block, ...); a step's own wins",
+    )
     steps: list[Step] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -137,6 +141,13 @@ class Journey(StrictModel):
                     "steps", index, "timeout",
                 )  # fmt: skip
         return self
+
+    def effective_steps(self) -> list[HttpStep | BrowserStep]:
+        """The steps as they run: browser steps with ``browser_defaults`` filled in."""
+        defaults = self.browser_defaults
+        if defaults is None:
+            return list(self.steps)
+        return [s.with_defaults(defaults) if isinstance(s, BrowserStep) else s for s in self.steps]
 
     def step_timeout(self, step: HttpStep | BrowserStep) -> float:
         return step.timeout or self.schedule.step_timeout or self.schedule.timeout

@@ -71,7 +71,7 @@ async def _attempt(
     current: list[tuple[str, str, float, float]] = []  # the step in progress, for a deadline
     try:
         async with asyncio.timeout(journey.schedule.timeout):
-            for step in journey.steps:
+            for step in journey.effective_steps():
                 current[:] = [(step.name, step.kind_name, time.time(), time.perf_counter())]
                 result = await _run_step(step, journey.step_timeout(step), ctx)
                 current.clear()

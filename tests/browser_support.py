@@ -14,6 +14,7 @@ import struct
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -52,9 +53,11 @@ def require_chromium() -> None:
         pytest.skip(str(error))
 
 
-def journey(steps_yaml: str, *, timeout: str = "20s", step_timeout: str = "10s") -> Journey:
-    """A journey around ``steps_yaml`` (the YAML list under ``steps:``)."""
-    data = {
+def journey(
+    steps_yaml: str, *, timeout: str = "20s", step_timeout: str = "10s", **fields: Any
+) -> Journey:
+    """A journey around ``steps_yaml`` (the YAML list under ``steps:``), plus ``fields``."""
+    data = fields | {
         "journey": "browser-test",
         "business_process": "testing",
         "schedule": {"every": "1m", "timeout": timeout, "step_timeout": step_timeout},

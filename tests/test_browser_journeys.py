@@ -158,3 +158,26 @@ async def test_emulation_of_device_locale_timezone_and_network(
     result = await run_journey(phone, environment(site, pool))
     assert result.ok, result.message
     assert result.steps[0].duration >= 0.3
+
+
+async def test_journey_browser_defaults_apply_to_every_browser_step_a_step_may_override(
+    pool: BrowserPool, site: Site
+) -> None:
+    """browser_defaults emulate a locale and zone in every browser step; a step's own wins."""
+    localised = journey(
+        """
+        - name: with the defaults
+          browser:
+            - goto: ${base}/whoami
+            - expect_text: {selector: "#me", text: de-DE Asia/Tokyo}
+        - name: with its own
+          browser:
+            - goto: ${base}/whoami
+            - expect_text: {selector: "#me", text: fr-FR Europe/Paris}
+          emulation: {locale: fr-FR, timezone: Europe/Paris}
+        """,
+        browser_defaults={"emulation": {"locale": "de-DE", "timezone": "Asia/Tokyo"}},
+    )
+    result = await run_journey(localised, environment(site, pool))
+    assert result.ok, result.message
+    assert [step.ok for step in result.steps] == [True, True]

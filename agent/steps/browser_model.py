@@ -21,6 +21,7 @@ from agent.steps.base import StepBase
 __all__ = [
     "ACTION_NAMES",
     "Action",
+    "BrowserOptions",
     "BrowserStep",
     "Emulation",
     "ExpectCount",
@@ -271,12 +272,10 @@ class Emulation(StrictModel):
         return value
 
 
-class BrowserStep(StepBase):
-    """Actions driven in a real Chromium through Playwright."""
+class BrowserOptions(StrictModel):
+    """Options of browser steps. Under a journey's ``browser_defaults:`` they apply to every
+    browser step of the journey; a step's own setting wins."""
 
-    kind_name = "browser"
-
-    browser: list[Action] = Field(min_length=1, description="Actions, performed in order")
     emulation: Emulation | None = Field(
         default=None, description="Device, viewport, locale, timezone, network throttling"
     )
@@ -296,6 +295,19 @@ class BrowserStep(StepBase):
     artifacts: Literal["on_failure", "always", "never"] = Field(
         default="on_failure", description="When to keep screenshot, trace, HTML and console log"
     )
+
+
+class BrowserStep(StepBase, BrowserOptions):
+    """Actions driven in a real Chromium through Playwright."""
+
+    kind_name = "browser"
+
+    browser: list[Action] = Field(min_length=1, description="Actions, performed in order")
+
+    def with_defaults(self, defaults: BrowserOptions) -> BrowserStep:
+        """This step with the journey's defaults filled in where the step set nothing."""
+        unset = defaults.model_fields_set - self.model_fields_set
+        return self.model_copy(update={name: getattr(defaults, name) for name in unset})
 
     def provides(self) -> frozenset[str]:
         """The variables this step's ``extract`` actions set."""
