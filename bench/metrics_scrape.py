@@ -124,7 +124,7 @@ def baseline(loaded: list[Journey], runs: list[RunResult]) -> CollectorRegistry:
     return reg
 
 
-def cpu_ms(render: Callable[[], bytes], before: Callable[[], None] = lambda: None) -> float:
+def cpu_ms(render: Callable[[], bytes], before: Callable[[], object] = lambda: None) -> float:
     """Median CPU milliseconds of ``render``; ``before`` runs untimed ahead of each call."""
     times = []
     for _ in range(SCRAPES):

@@ -57,7 +57,7 @@ def test_openmetrics_output_parses() -> None:
     exporter = _exporter()
     for result in results():
         exporter.export(result)
-    families = text_string_to_metric_families(exporter.render(openmetrics=True).decode())
+    families = text_string_to_metric_families(exporter.render(openmetrics=True).decode())  # type: ignore[no-untyped-call]
     names = {family.name for family in families}
     assert {"journey_runs", "journey_duration_seconds", "business_process_peak"} <= names
 

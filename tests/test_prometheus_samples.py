@@ -5,6 +5,8 @@ Timestamps are fixed so that exposition text and pages are reproducible.
 
 from __future__ import annotations
 
+from typing import Any
+
 from agent.catalog import Catalog
 from agent.model import Journey
 from agent.results import FailureReason, Outcome, RunResult, StepResult
@@ -83,7 +85,11 @@ def results() -> list[RunResult]:
     browser = StepResult(
         "pay", "browser", True, T0 + 1, 0.9, vitals=vitals, console_errors=2, failed_requests=1
     )
-    run = {"business_process": "order-to-cash", "persona": "customer", "trace_id": "0" * 32}
+    run: dict[str, Any] = {
+        "business_process": "order-to-cash",
+        "persona": "customer",
+        "trace_id": "0" * 32,
+    }
     return [
         RunResult(
             "checkout",
