@@ -125,6 +125,33 @@ async def test_json_path_on_html_is_protocol(shop: str, make_context: ContextFac
     assert "not JSON at all" in failure.message
 
 
+async def test_unmet_expectation_on_a_page_shows_its_title_and_text_not_markup(
+    make_context: ContextFactory,
+) -> None:
+    """A body_contains failure on an HTML page says what a person saw: title and text."""
+    page = (
+        "<!doctype html><html><head><title>Order pending</title><style>p {}</style></head>"
+        "<body><script>var cart = 1;</script><h1>Order pending</h1><p>We&amp;ll email you</p>"
+    )
+
+    async def pending(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = page.encode()
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {len(body)}\r\n"
+        writer.write(head.encode() + b"\r\n" + body)
+        await writer.drain()
+        writer.close()
+
+    async with serve_raw(pending) as base:
+        step = http_step(http={"get": base}, expect={"body_contains": "Thank you"})
+        failure = await fails(step, make_context())
+    assert failure.reason is FailureReason.ASSERTION
+    assert failure.message == (
+        "expected the body to contain 'Thank you', got a page titled 'Order pending' "
+        "showing 'Order pending We&ll email you'"
+    )
+
+
 async def test_garbage_instead_of_http_is_protocol(make_context: ContextFactory) -> None:
     """A server answering with something that is not HTTP fails as protocol."""
 

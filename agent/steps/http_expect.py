@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from agent.results import FailureReason
 from agent.steps.base import StepFailed
 from agent.steps.http_model import Expect
-from agent.steps.http_reply import Reply, snippet
+from agent.steps.http_reply import Reply, describe_body, snippet
 from agent.templating import Template
 
 __all__ = ["DEFAULT_STATUS", "check"]
@@ -45,21 +45,23 @@ def _status(expected: int | str | list[int | str], reply: Reply) -> None:
     wanted = " or ".join(str(item) for item in accepted)
     raise StepFailed(
         FailureReason.HTTP_STATUS,
-        f"expected status {wanted}, got {code} {reply.reason_phrase}: {snippet(reply.text)}",
+        f"expected status {wanted}, got {code} {reply.reason_phrase}: {describe_body(reply.text)}",
     )
 
 
 def _body(expect: Expect, reply: Reply, template: Template) -> None:
     for needle in template.render(_listed(expect.body_contains)):
         if needle not in reply.text:
-            _fail(f"expected the body to contain {needle!r}, got {snippet(reply.text)}")
+            _fail(f"expected the body to contain {needle!r}, got {describe_body(reply.text)}")
     for needle in template.render(_listed(expect.body_not_contains)):
         at = reply.text.find(needle)
         if at >= 0:
             around = reply.text[max(0, at - _CONTEXT_CHARS) : at + len(needle) + _CONTEXT_CHARS]
             _fail(f"expected the body not to contain {needle!r}, found it in {snippet(around)}")
     if expect.body_matches is not None and not re.search(expect.body_matches, reply.text):
-        _fail(f"expected the body to match {expect.body_matches!r}, got {snippet(reply.text)}")
+        _fail(
+            f"expected the body to match {expect.body_matches!r}, got {describe_body(reply.text)}"
+        )
 
 
 def _json(expect: Expect, reply: Reply, template: Template) -> None:
@@ -71,7 +73,7 @@ def _json(expect: Expect, reply: Reply, template: Template) -> None:
             _fail(f"expected {path} to be {_shown(wanted)}, got {_shown(value)}")
     for path in expect.json_exists:
         if not reply.json_value(path)[0]:
-            _fail(f"expected {path} to exist, got {snippet(reply.text)}")
+            _fail(f"expected {path} to exist, got {describe_body(reply.text)}")
     for path, pattern in expect.json_matches.items():
         found, value = reply.json_value(path)
         text = value if isinstance(value, str) else json.dumps(value)
