@@ -118,7 +118,7 @@ async def run_agent(
 
     async with run_environment(settings, environ) as env:
         scheduler = Scheduler(
-            run=partial(run_journey, env=env),
+            run=lambda journey, ids: run_journey(journey, env, ids),
             export=export,
             registry=registry,
             logger=log,

@@ -6,11 +6,13 @@ them has already been passed through the run's secret masker.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 
-__all__ = ["FailureReason", "Outcome", "RunResult", "StepResult"]
+__all__ = ["FailureReason", "Outcome", "RunIds", "RunResult", "StepResult"]
 
 
 class FailureReason(StrEnum):
@@ -40,6 +42,20 @@ class Outcome(StrEnum):
     SUCCESS = "success"
     FAILURE = "failure"
     ABORTED = "aborted"
+
+
+@dataclass(frozen=True, slots=True)
+class RunIds:
+    """How a run is found again: its artifacts and log events, and the backend's own trace
+    (every request of the run sends ``trace_id`` in its ``traceparent`` header)."""
+
+    run_id: str
+    trace_id: str
+
+    @classmethod
+    def new(cls, journey: str, started_at: float) -> RunIds:
+        stamp = datetime.fromtimestamp(started_at, UTC).strftime("%Y%m%dT%H%M%SZ")
+        return cls(f"{journey}-{stamp}-{secrets.token_hex(3)}", secrets.token_hex(16))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,14 +9,12 @@ still escapes a step is a bug of ours and is recorded as reason ``internal``.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
-from datetime import UTC, datetime
 
 import structlog
 
 from agent.model import Journey
-from agent.results import FailureReason, Outcome, RunResult, StepResult
+from agent.results import FailureReason, Outcome, RunIds, RunResult, StepResult
 from agent.steps import STEP_FUNCTIONS
 from agent.steps.base import RunEnvironment, StepBase, StepContext, StepFailed, StepRecord
 from agent.templating import Masker, MissingValue, Template
@@ -27,11 +25,14 @@ _CLOSE_TIMEOUT = 5.0  # seconds a run's resources (clients, browser context) get
 _log = structlog.get_logger("journeyman.runner")
 
 
-async def run_journey(journey: Journey, env: RunEnvironment) -> RunResult:
-    """Run ``journey`` once (with its retries) and return what happened."""
+async def run_journey(
+    journey: Journey, env: RunEnvironment, ids: RunIds | None = None
+) -> RunResult:
+    """Run ``journey`` once (with its retries) and return what happened. ``ids`` are given
+    by a caller that must name the run even if it is cut off (the scheduler)."""
     started_at = time.time()
-    run_id = _run_id(journey.journey, started_at)
-    trace_id = secrets.token_hex(16)
+    ids = ids or RunIds.new(journey.journey, started_at)
+    run_id, trace_id = ids.run_id, ids.trace_id
     attempts = journey.schedule.retries + 1
     for attempt in range(1, attempts + 1):
         steps, duration, masker = await _attempt(journey, env, run_id, trace_id)
@@ -200,8 +201,3 @@ async def _bounded_close(ctx: StepContext) -> None:
             await ctx.aclose()
     except Exception as error:  # a stuck or broken close must not fail a finished run
         _log.warning("run_close_failed", journey=ctx.journey_id, error=ctx.masker(repr(error)))
-
-
-def _run_id(journey_id: str, started_at: float) -> str:
-    stamp = datetime.fromtimestamp(started_at, UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{journey_id}-{stamp}-{secrets.token_hex(3)}"

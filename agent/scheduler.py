@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,12 +28,12 @@ from structlog.typing import FilteringBoundLogger
 
 from agent.catalog import Catalog
 from agent.model import Journey
-from agent.results import FailureReason, Outcome, RunResult
+from agent.results import FailureReason, Outcome, RunIds, RunResult
 from agent.sharding import Shard, phase
 
 __all__ = ["Clock", "Scheduler", "SystemClock", "UpdateResult"]
 
-RunFunction = Callable[[Journey], Awaitable[RunResult]]
+RunFunction = Callable[[Journey, RunIds], Awaitable[RunResult]]
 ExportFunction = Callable[[RunResult], None]
 
 _LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -296,16 +295,17 @@ class Scheduler:
         self._lag.observe(max(0.0, started - planned))
         self._in_flight.inc()
         self._started.add(journey.journey)
+        ids = RunIds.new(journey.journey, started_at)
         try:
-            return await self._run_journey(journey)
+            return await self._run_journey(journey, ids)
         except asyncio.CancelledError:
             if self._stopping:  # cut off by shutdown: data, not a failed journey
                 elapsed = self._clock.monotonic() - started
-                self._deliver(_unfinished(journey, started_at, elapsed))
+                self._deliver(_unfinished(journey, ids, started_at, elapsed))
             raise
         except Exception as error:  # the runner never raises; if it does, it is our bug
             self._log.error("runner_crashed", journey=journey.journey, error=type(error).__name__)
-            return _unfinished(journey, started_at, self._clock.monotonic() - started, error)
+            return _unfinished(journey, ids, started_at, self._clock.monotonic() - started, error)
         finally:
             self._started.discard(journey.journey)
             self._in_flight.dec()
@@ -338,7 +338,11 @@ class Scheduler:
 
 
 def _unfinished(
-    journey: Journey, started_at: float, elapsed: float, error: Exception | None = None
+    journey: Journey,
+    ids: RunIds,
+    started_at: float,
+    elapsed: float,
+    error: Exception | None = None,
 ) -> RunResult:
     """The result of a run the runner did not finish: aborted by shutdown, or a crash."""
     if error is None:
@@ -351,8 +355,8 @@ def _unfinished(
         journey=journey.journey,
         business_process=journey.business_process,
         persona=journey.persona.value,
-        run_id=f"{journey.journey}-{secrets.token_hex(6)}",
-        trace_id=secrets.token_hex(16),
+        run_id=ids.run_id,
+        trace_id=ids.trace_id,
         started_at=started_at,
         duration=elapsed,
         outcome=outcome,

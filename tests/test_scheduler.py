@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from agent.catalog import Catalog
 from agent.model import Journey
-from agent.results import FailureReason, Outcome, RunResult
+from agent.results import FailureReason, Outcome, RunIds, RunResult
 from agent.scheduler import Clock, Scheduler
 from agent.sharding import phase
 
@@ -101,7 +101,7 @@ class FakeRunner:
         self.running = 0
         self.peak = 0
 
-    async def __call__(self, j: Journey) -> RunResult:
+    async def __call__(self, j: Journey, ids: RunIds) -> RunResult:
         self.starts.append((j.journey, self.clock.monotonic()))
         self.running += 1
         self.peak = max(self.peak, self.running)
@@ -139,7 +139,9 @@ def exported() -> list[RunResult]:
 
 @pytest.fixture
 def make(registry: CollectorRegistry, exported: list[RunResult]) -> SchedulerFactory:
-    def factory(run: Callable[[Journey], Awaitable[RunResult]], **options: Any) -> Scheduler:
+    def factory(
+        run: Callable[[Journey, RunIds], Awaitable[RunResult]], **options: Any
+    ) -> Scheduler:
         defaults: dict[str, Any] = {
             "export": exported.append,
             "registry": registry,
@@ -343,7 +345,7 @@ async def test_runner_or_exporter_crash_never_stops_the_schedule(
     clock = VirtualClock()
     seen: list[RunResult] = []
 
-    async def broken_run(j: Journey) -> RunResult:
+    async def broken_run(j: Journey, ids: RunIds) -> RunResult:
         raise ValueError("boom")
 
     def flaky_export(r: RunResult) -> None:
@@ -371,7 +373,7 @@ async def test_shutdown_lets_a_run_finish_within_grace(
     """A run in flight that ends within the grace period is exported as it ended."""
     started = asyncio.Event()
 
-    async def run(j: Journey) -> RunResult:
+    async def run(j: Journey, ids: RunIds) -> RunResult:
         started.set()
         await asyncio.sleep(0.2)
         return result(j)
@@ -392,7 +394,7 @@ async def test_shutdown_cuts_off_a_run_beyond_grace_as_aborted(
     started = asyncio.Event()
     cancelled: list[str] = []
 
-    async def run(j: Journey) -> RunResult:
+    async def run(j: Journey, ids: RunIds) -> RunResult:
         started.set()
         try:
             await asyncio.sleep(60)

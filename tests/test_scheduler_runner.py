@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 from typing import Any
 
+from aiohttp import web
+from http_servers import SEEN_TRACEPARENTS
 from prometheus_client import CollectorRegistry
 from test_scheduler import capturing_logger, ids_near_zero_phase
 
 from agent.model import Journey
-from agent.results import FailureReason, Outcome, RunResult
+from agent.results import FailureReason, Outcome, RunIds, RunResult
 from agent.runner import run_journey
 from agent.scheduler import Scheduler
 from agent.steps.base import RunEnvironment
@@ -48,7 +49,7 @@ class Collected:
 
 def scheduler(run_env: RunEnvironment, collected: Collected, **options: Any) -> Scheduler:
     defaults: dict[str, Any] = {
-        "run": partial(run_journey, env=run_env),
+        "run": lambda journey, ids: run_journey(journey, run_env, ids),
         "export": collected,
         "registry": CollectorRegistry(),
         "logger": capturing_logger(),
@@ -79,14 +80,18 @@ async def test_real_runs_repeat_and_failures_speed_up(shop: str, run_env: RunEnv
     }
 
 
-async def test_shutdown_aborts_a_real_run_beyond_grace(shop: str, run_env: RunEnvironment) -> None:
-    """A real run stuck on a slow page past the grace period is exported as aborted."""
+async def test_shutdown_aborts_a_real_run_beyond_grace(
+    shop_server: tuple[str, web.Application], run_env: RunEnvironment
+) -> None:
+    """A real run stuck on a slow page past the grace period is exported as aborted, under
+    the trace id its request carried (so the backend's trace of it can be found)."""
+    shop, app = shop_server
     collected = Collected()
     started = asyncio.Event()
 
-    async def run(journey: Journey) -> RunResult:
+    async def run(journey: Journey, ids: RunIds) -> RunResult:
         started.set()
-        return await run_journey(journey, run_env)
+        return await run_journey(journey, run_env, ids)
 
     (slow,) = ids_near_zero_phase(1)
     agent = scheduler(run_env, collected, run=run)
@@ -97,3 +102,5 @@ async def test_shutdown_aborts_a_real_run_beyond_grace(shop: str, run_env: RunEn
     assert [(r.outcome, r.reason) for r in collected.results] == [
         (Outcome.ABORTED, FailureReason.ABORTED)
     ]
+    (traceparent,) = app[SEEN_TRACEPARENTS]
+    assert traceparent.split("-")[1] == collected.results[0].trace_id

@@ -9,7 +9,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from agent.model import Journey
-from agent.results import RunResult
+from agent.results import RunIds, RunResult
 from agent.scheduler import Scheduler
 from agent.sharding import Shard, parse_shard, stable_hash
 
@@ -65,7 +65,7 @@ async def test_scheduler_keeps_only_its_shard() -> None:
         for n in range(20)
     ]
 
-    async def never(journey: Journey) -> RunResult:
+    async def never(journey: Journey, ids: RunIds) -> RunResult:
         raise AssertionError("no run is due within this test")
 
     def export(result: RunResult) -> None:
