@@ -46,12 +46,18 @@ VITALS_SCRIPT = """(() => {
   const v = {fcp: null, lcp: null, cls: 0, inp: null};
   let win = 0, first = 0, last = 0;
   Object.defineProperty(window, '__journeymanVitals', {value: v});
+  const observers = [];
   const observe = (type, each, extra) => {
     try {
-      new PerformanceObserver((list) => list.getEntries().forEach(each))
-        .observe(Object.assign({type, buffered: true}, extra || {}));
+      const o = new PerformanceObserver((list) => list.getEntries().forEach(each));
+      o.observe(Object.assign({type, buffered: true}, extra || {}));
+      observers.push([o, each]);
     } catch (e) {}
   };
+  // Entries are delivered to observers in a later task; a read takes the pending ones.
+  Object.defineProperty(window, '__journeymanFlush', {
+    value: () => observers.forEach(([o, each]) => o.takeRecords().forEach(each)),
+  });
   observe('paint', (e) => { if (e.name === 'first-contentful-paint') v.fcp = e.startTime; });
   observe('largest-contentful-paint', (e) => { v.lcp = e.startTime; });
   observe('layout-shift', (e) => {
@@ -66,11 +72,14 @@ VITALS_SCRIPT = """(() => {
   observe('first-input', interaction);
 })();"""
 
-# Read after the next frame is painted: a step may end before its page first paints.
-_READ_VITALS = """() => new Promise((resolve) => requestAnimationFrame(() => setTimeout(() => {
-  const n = performance.getEntriesByType('navigation')[0];
-  resolve({vitals: window.__journeymanVitals || null, nav: n ? n.toJSON() : null});
-}, 0)))"""
+# Read after the next frame is painted (a step may end before its page paints, or
+# before a just-loaded image is), taking the entries not yet delivered to observers.
+_READ_VITALS = """() => new Promise((resolve) => requestAnimationFrame(() =>
+  requestAnimationFrame(() => setTimeout(() => {
+    if (window.__journeymanFlush) window.__journeymanFlush();
+    const n = performance.getEntriesByType('navigation')[0];
+    resolve({vitals: window.__journeymanVitals || null, nav: n ? n.toJSON() : null});
+  }, 0))))"""
 
 
 @dataclass
