@@ -229,7 +229,14 @@ class BrowserPool:
                 ) from None
 
     async def _launch(self) -> Browser:
-        playwright = await self._driver()
+        try:
+            return await self._launch_with(await self._driver())
+        except BrowserUnavailable:
+            # Playwright's node driver may have died with the browser: start a new one once.
+            await self._stop_driver()
+            return await self._launch_with(await self._driver())
+
+    async def _launch_with(self, playwright: Playwright) -> Browser:
         path = find_browser(self._configured, self._environ, playwright.chromium.executable_path)
         if self._features_flag is None:
             # Learn Playwright's own --disable-features list once, to merge ours into it:
@@ -283,6 +290,13 @@ class BrowserPool:
             self._playwright = await async_playwright().start()
         return self._playwright
 
+    async def _stop_driver(self) -> None:
+        playwright, self._playwright = self._playwright, None
+        if playwright is not None:
+            with contextlib.suppress(Exception):  # a dead driver cannot stop cleanly
+                async with asyncio.timeout(self._close_timeout):
+                    await playwright.stop()
+
     async def _discard_browser(self) -> None:
         """Forget the current browser; kill it when it may be hung."""
         browser, pid, self._browser, self._pid = self._browser, self._pid, None, None
@@ -299,11 +313,7 @@ class BrowserPool:
         """Close the browser and the Playwright driver (the agent is shutting down)."""
         async with self._lock:
             await self._discard_browser()
-            if self._playwright is not None:
-                playwright, self._playwright = self._playwright, None
-                with contextlib.suppress(PlaywrightError, TimeoutError):
-                    async with asyncio.timeout(self._close_timeout):
-                        await playwright.stop()
+            await self._stop_driver()
 
 
 def _first_line(error: BaseException) -> str:

@@ -14,6 +14,7 @@ from browser_support import Site, environment, journey, pool, require_chromium, 
 from agent.browser import (
     LEAN_DISABLED_FEATURES,
     BrowserPool,
+    descendant_pids,
 )
 from agent.results import FailureReason
 from agent.runner import run_journey
@@ -23,7 +24,10 @@ __all__ = ["pool", "site"]  # fixtures, imported for pytest
 
 
 def _cmdline(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:  # the process ended meanwhile
+        return []
 
 
 async def test_launch_merges_lean_features_into_playwrights_list(pool: BrowserPool) -> None:
@@ -58,6 +62,26 @@ async def test_killed_chromium_fails_the_run_and_the_next_run_passes(site: Site)
         after = await run_journey(passing, env)
         assert after.ok, after.message
         assert own.launches == 2
+        assert own.open_contexts == 0
+
+
+async def test_a_dead_playwright_driver_is_restarted_for_the_next_run(site: Site) -> None:
+    """Playwright's node driver killed: the run in flight fails, never the agent, and the
+    next run gets a new driver and browser and passes."""
+    require_chromium()
+    passing = journey('- {name: s, browser: [{goto: "${base}/"}, {expect_visible: "#welcome"}]}')
+    async with BrowserPool() as own:
+        env = environment(site, own)
+        assert (await run_journey(passing, env)).ok
+        drivers = [pid for pid in descendant_pids(os.getpid()) if "run-driver" in _cmdline(pid)]
+        assert len(drivers) == 1
+        os.kill(drivers[0], signal.SIGKILL)
+        await asyncio.sleep(0.5)
+        first = await run_journey(passing, env)
+        if not first.ok:  # the run that met the dead driver is a measured failure
+            assert first.reason in {FailureReason.BROWSER_CRASH, FailureReason.BROWSER_UNAVAILABLE}
+        after = await run_journey(passing, env)
+        assert after.ok, after.message
         assert own.open_contexts == 0
 
 
