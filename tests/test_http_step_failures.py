@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
+import tracemalloc
+import zlib
 from typing import Any
 
 import pytest
@@ -240,3 +243,69 @@ async def test_max_duration_exceeded_is_assertion(shop: str, make_context: Conte
     assert failure.message.startswith("expected a duration of at most 0.05s, took ")
     assert ctx.record.duration is not None
     assert ctx.record.duration >= 0.1
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    """Deflate without the zlib header, as some servers send it."""
+    deflater = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return deflater.compress(data) + deflater.flush()
+
+
+def _raw_reply(body: bytes, encoding: str) -> bytes:
+    head = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: {encoding}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def test_gzip_bomb_stops_at_the_cap_without_inflating_it(
+    make_context: ContextFactory,
+) -> None:
+    """50 MB of zeros gzipped to ~50 KB: too_large at a 1 MB cap, and the step's memory
+    peak stays near the cap instead of the inflated size."""
+    bomb = gzip.compress(b"\0" * 50_000_000, compresslevel=9)
+
+    async def serve_bomb(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(_raw_reply(bomb, "gzip"))
+        await writer.drain()
+        writer.close()
+
+    async with serve_raw(serve_bomb) as base:
+        tracemalloc.start()
+        try:
+            failure = await fails(http_step(http={"get": base, "max_body": "1MB"}), make_context())
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert failure.reason is FailureReason.TOO_LARGE
+    assert "at most 1000000 bytes" in failure.message
+    assert peak < 8_000_000, f"peak {peak} bytes while reading a capped gzip body"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "compress"),
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("deflate", _raw_deflate),
+    ],
+    ids=["gzip", "deflate", "raw-deflate"],
+)
+async def test_compressed_bodies_are_read_whole_within_the_cap(
+    make_context: ContextFactory, encoding: str, compress: Any
+) -> None:
+    """gzip, zlib-wrapped and raw deflate bodies are decoded and checked like plain ones."""
+    document = b'{"ok": true, "items": [' + b",".join(b"%d" % n for n in range(5000)) + b"]}"
+    payload = compress(document)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(_raw_reply(payload, encoding))
+        await writer.drain()
+        writer.close()
+
+    async with serve_raw(serve) as base:
+        step = http_step(http={"get": base}, expect={"json": {"$.ok": True, "$.items[-1]": 4999}})
+        await run(step, make_context())

@@ -15,6 +15,7 @@ import httpx
 
 from agent.results import FailureReason
 from agent.steps.base import StepContext, StepFailed
+from agent.steps.http_body import read_capped, too_large
 from agent.steps.http_errors import transport_failure
 from agent.steps.http_expect import check
 from agent.steps.http_extract import extract
@@ -118,23 +119,11 @@ async def _send(
         declared = response.headers.get("content-length", "")
         # a HEAD reply declares the length of a body it does not send
         if request.method != "HEAD" and declared.isdigit() and int(declared) > max_body:
-            raise _too_large(max_body, f"Content-Length {declared}")
-        chunks, size = [], 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > max_body:
-                raise _too_large(max_body, f"more (stopped reading at {size} bytes)")
-            chunks.append(chunk)
-        return response, b"".join(chunks)
+            raise too_large(max_body, f"Content-Length {declared}")
+        return response, await read_capped(response, max_body)
     finally:
         timer.body_done()
         await response.aclose()  # a body not read to its end closes the connection
-
-
-def _too_large(max_body: int, got: str) -> StepFailed:
-    return StepFailed(
-        FailureReason.TOO_LARGE, f"expected a body of at most {max_body} bytes, got {got}"
-    )
 
 
 def _record_hop(timer: HopTimer, url: httpx.URL, session: HttpSession, ctx: StepContext) -> None:
