@@ -14,13 +14,17 @@ from browser_support import Site, environment, journey, pool, require_chromium, 
 from agent.browser import (
     LEAN_DISABLED_FEATURES,
     BrowserPool,
-    descendant_pids,
 )
 from agent.results import FailureReason
 from agent.runner import run_journey
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 __all__ = ["pool", "site"]  # fixtures, imported for pytest
+
+
+def _parent(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
 
 
 def _cmdline(pid: int) -> list[str]:
@@ -73,9 +77,10 @@ async def test_a_dead_playwright_driver_is_restarted_for_the_next_run(site: Site
     async with BrowserPool() as own:
         env = environment(site, own)
         assert (await run_journey(passing, env)).ok
-        drivers = [pid for pid in descendant_pids(os.getpid()) if "run-driver" in _cmdline(pid)]
-        assert len(drivers) == 1
-        os.kill(drivers[0], signal.SIGKILL)
+        assert own.pid is not None
+        driver = _parent(own.pid)  # this pool's node driver launched its Chromium
+        assert "run-driver" in _cmdline(driver)
+        os.kill(driver, signal.SIGKILL)
         await asyncio.sleep(0.5)
         first = await run_journey(passing, env)
         if not first.ok:  # the run that met the dead driver is a measured failure
