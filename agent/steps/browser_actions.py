@@ -246,70 +246,62 @@ async def _expect_text(
     options = action.options
     text = ctx.template.render(options.text)
     where = ctx.template.render(options.selector) if options.selector else "body"
-    locator = page.locator(where).first
-    try:
-        await expect(locator).to_contain_text(text, timeout=b.ms)
-    except AssertionError:
-        shown = await _text_of(page, where)
-        place = f"in {where!r}" if options.selector else "on the page"
-        raise StepFailed(
-            FailureReason.ASSERTION,
-            f"expected text {text!r} {place}, the page showed {shown}{_at(page)}",
-        ) from None
+    place = f"in {where!r}" if options.selector else "on the page"
+
+    async def seen() -> str:
+        return f"expected text {text!r} {place}, the page showed {await _text_of(page, where)}"
+
+    await _holds(expect(page.locator(where).first).to_contain_text(text, timeout=b.ms), seen, page)
 
 
 async def _expect_visible(
     action: ExpectVisible, page: Page, ctx: StepContext, _s: BrowserSession, b: Budget
 ) -> None:
     selector = ctx.template.render(action.expect_visible)
-    try:
-        await expect(page.locator(selector).first).to_be_visible(timeout=b.ms)
-    except AssertionError:
+
+    async def seen() -> str:
         count = await page.locator(selector).count()
-        seen = "no element matched" if count == 0 else f"{count} matched, none visible"
-        raise StepFailed(
-            FailureReason.ASSERTION, f"expected {selector!r} to be visible, {seen}{_at(page)}"
-        ) from None
+        found = "no element matched" if count == 0 else f"{count} matched, none visible"
+        return f"expected {selector!r} to be visible, {found}"
+
+    await _holds(expect(page.locator(selector).first).to_be_visible(timeout=b.ms), seen, page)
 
 
 async def _expect_hidden(
     action: ExpectHidden, page: Page, ctx: StepContext, _s: BrowserSession, b: Budget
 ) -> None:
     selector = ctx.template.render(action.expect_hidden)
-    try:  # no element at all counts as hidden
-        await expect(page.locator(selector).first).to_be_hidden(timeout=b.ms)
-    except AssertionError:
+
+    async def seen() -> str:
         shown = await _text_of(page, selector)
-        raise StepFailed(
-            FailureReason.ASSERTION,
-            f"expected {selector!r} to be hidden, it was visible showing {shown}{_at(page)}",
-        ) from None
+        return f"expected {selector!r} to be hidden, it was visible showing {shown}"
+
+    # no element at all counts as hidden
+    await _holds(expect(page.locator(selector).first).to_be_hidden(timeout=b.ms), seen, page)
 
 
 async def _expect_url(
     action: ExpectUrl, page: Page, ctx: StepContext, _s: BrowserSession, b: Budget
 ) -> None:
     wanted = ctx.template.render(action.expect_url)
-    try:
-        await expect(page).to_have_url(re.compile(re.escape(wanted)), timeout=b.ms)
-    except AssertionError:
-        raise StepFailed(
-            FailureReason.ASSERTION, f"expected the URL to contain {wanted!r}, it was {page.url!r}"
-        ) from None
+
+    async def seen() -> str:
+        return f"expected the URL to contain {wanted!r}, it was {page.url!r}"
+
+    pattern = re.compile(re.escape(wanted))
+    await _holds(expect(page).to_have_url(pattern, timeout=b.ms), seen, page, where=False)
 
 
 async def _expect_title(
     action: ExpectTitle, page: Page, ctx: StepContext, _s: BrowserSession, b: Budget
 ) -> None:
     wanted = ctx.template.render(action.expect_title)
-    try:
-        await expect(page).to_have_title(re.compile(re.escape(wanted)), timeout=b.ms)
-    except AssertionError:
-        title = await page.title()
-        raise StepFailed(
-            FailureReason.ASSERTION,
-            f"expected the title to contain {wanted!r}, it was {title!r}{_at(page)}",
-        ) from None
+
+    async def seen() -> str:
+        return f"expected the title to contain {wanted!r}, it was {await page.title()!r}"
+
+    pattern = re.compile(re.escape(wanted))
+    await _holds(expect(page).to_have_title(pattern, timeout=b.ms), seen, page)
 
 
 async def _expect_count(
@@ -317,13 +309,27 @@ async def _expect_count(
 ) -> None:
     selector, count = ctx.template.render(action.expect_count.selector), action.expect_count.count
     locator = page.locator(selector)
+
+    async def seen() -> str:
+        return f"expected {count} element(s) matching {selector!r}, found {await locator.count()}"
+
+    await _holds(expect(locator).to_have_count(count, timeout=b.ms), seen, page)
+
+
+async def _holds(
+    assertion: Awaitable[None],
+    seen: Callable[[], Awaitable[str]],
+    page: Page,
+    *,
+    where: bool = True,
+) -> None:
+    """Await a Playwright assertion (it auto-waits); when it does not hold, fail the step
+    with what was expected and what the page showed, and where (the page's URL)."""
     try:
-        await expect(locator).to_have_count(count, timeout=b.ms)
+        await assertion
     except AssertionError:
-        found = await locator.count()
         raise StepFailed(
-            FailureReason.ASSERTION,
-            f"expected {count} element(s) matching {selector!r}, found {found}{_at(page)}",
+            FailureReason.ASSERTION, await seen() + (_at(page) if where else "")
         ) from None
 
 
