@@ -17,6 +17,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY agent ./agent
 COPY exporters ./exporters
+COPY generators ./generators
 
 # The package, then Playwright's Chromium with the system libraries it needs (apt),
 # in one layer so the apt lists and the source tree do not stay in the image.

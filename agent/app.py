@@ -16,27 +16,27 @@ from pathlib import Path
 from typing import TextIO
 
 import structlog
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 
-from agent.artifacts import ArtifactStore
-from agent.browser import BrowserPool
-from agent.catalog import Catalog
-from agent.loader import load
-from agent.model import Journey
-from agent.reload import Reloader
-from agent.report import format_table
-from agent.results import RunResult
-from agent.runner import run_journey
-from agent.scheduler import Scheduler
-from agent.server import start_server
-from agent.sharding import Shard
-from agent.status import StatusBoard
-from agent.steps.base import RunEnvironment
+from agent.language.catalog import Catalog
+from agent.language.loader import load
+from agent.language.model import Journey
+from agent.run.artifacts import ArtifactStore
+from agent.run.browser_pool import BrowserPool
+from agent.run.context import RunEnvironment
+from agent.run.results import RunResult
+from agent.run.runner import run_journey
+from agent.schedule.reload import Reloader
+from agent.schedule.scheduler import Scheduler
+from agent.schedule.sharding import Shard
+from agent.serve.server import start_server
 from exporters.base import Exporter
 from exporters.console import ConsoleExporter
 from exporters.junit import write_junit
 from exporters.logs import LogExporter
 from exporters.prometheus import PrometheusExporter
+from exporters.status import StatusBoard
+from exporters.table import format_table
 
 __all__ = ["Settings", "run_agent", "run_once"]
 
@@ -55,14 +55,31 @@ class Settings:
     console: TextIO | None = None  # a live line per run (demo, terminals)
 
 
+# From a free slot in milliseconds to a cold launch (~0.2-1 s) and a saturated pool.
+_WAIT_BUCKETS = (0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
 @asynccontextmanager
 async def run_environment(
-    settings: Settings, environ: Mapping[str, str]
+    settings: Settings, environ: Mapping[str, str], registry: CollectorRegistry | None = None
 ) -> AsyncIterator[RunEnvironment]:
-    """What runs share: TLS contexts, the browser (launched on first use), artifacts."""
+    """What runs share: TLS contexts, the browser (launched on first use), artifacts. With
+    a ``registry``, the browser's waits are exported as ``journeyman_browser_wait_seconds``."""
     artifacts = ArtifactStore(settings.artifacts_dir) if settings.artifacts_dir else None
+    on_wait = None
+    if registry is not None:
+        on_wait = Histogram(
+            "journeyman_browser_wait_seconds",
+            "Time runs waited for a browser context (slot, launch, context) before a browser "
+            "step's clock started: the agent's time, not the target's",
+            buckets=_WAIT_BUCKETS,
+            registry=registry,
+        ).observe
     async with BrowserPool(
-        executable=settings.browser_path, environ=environ, max_contexts=settings.max_browsers
+        executable=settings.browser_path,
+        environ=environ,
+        max_contexts=settings.max_browsers,
+        on_wait=on_wait,
     ) as browser:
         yield RunEnvironment(
             environ=dict(environ), browser=browser, artifacts=artifacts, location=settings.location
@@ -116,7 +133,7 @@ async def run_agent(
         for exporter in exporters:
             exporter.export(result)
 
-    async with run_environment(settings, environ) as env:
+    async with run_environment(settings, environ, registry) as env:
         scheduler = Scheduler(
             run=lambda journey, ids: run_journey(journey, env, ids),
             export=export,

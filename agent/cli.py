@@ -18,11 +18,11 @@ from typing import Any, TextIO
 
 from agent.app import Settings, run_agent, run_once
 from agent.demo.command import run_demo
-from agent.loader import LoadResult, load
+from agent.language.loader import LoadResult, load
+from agent.language.schema import journey_file_schema
 from agent.logconfig import configure_logging
-from agent.schema import journey_file_schema
-from agent.sharding import parse_shard
-from exporters.rules import FORMATS, RulesOptions, build, render
+from agent.schedule.sharding import parse_shard
+from generators.rules import FORMATS, RulesOptions, build, render
 
 __all__ = ["main"]
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from agent.browser import BrowserPool, descendant_pids
-from agent.model import Journey
-from agent.runner import run_journey
-from agent.steps.base import RunEnvironment
+from agent.language.model import Journey
+from agent.run.browser_pool import BrowserPool, descendant_pids
+from agent.run.context import RunEnvironment
+from agent.run.runner import run_journey
 
 HOLD = 3.0  # seconds each run's page keeps loading
 

@@ -18,11 +18,11 @@ from pathlib import Path
 from aiohttp import web
 from playwright.async_api import BrowserContext
 
-from agent.artifacts import ArtifactStore
-from agent.browser import BrowserPool
-from agent.model import Journey
-from agent.runner import run_journey
-from agent.steps.base import RunEnvironment
+from agent.language.model import Journey
+from agent.run.artifacts import ArtifactStore
+from agent.run.browser_pool import BrowserPool
+from agent.run.context import RunEnvironment
+from agent.run.runner import run_journey
 
 RUNS = 40
 PAGE = (

@@ -20,9 +20,9 @@ from multiprocessing.connection import Connection
 import httpx
 from aiohttp import web
 
-from agent.model import Journey
-from agent.runner import run_journey
-from agent.steps.base import RunEnvironment
+from agent.language.model import Journey
+from agent.run.context import RunEnvironment
+from agent.run.runner import run_journey
 
 BATCH = 50
 

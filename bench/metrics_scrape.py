@@ -25,8 +25,9 @@ from dataclasses import replace
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
-from agent.model import Journey
-from agent.results import FailureReason, Outcome, RunResult, StepResult
+from agent.language.model import Journey
+from agent.run.results import FailureReason, Measurement, Outcome, RunResult, StepResult
+from agent.steps.kind import Unit
 from exporters.prometheus import DURATION_BUCKETS, STEP_BUCKETS, PrometheusExporter
 
 PHASES = {"connect": 0.002, "tls": 0.004, "send": 0.0001, "wait": 0.12, "receive": 0.003}
@@ -52,6 +53,15 @@ def journeys(count: int, steps: int) -> list[Journey]:
     ]
 
 
+def _measurements(step: int) -> tuple[Measurement, ...]:
+    phases = tuple(
+        Measurement("phases", name, value, Unit.SECONDS) for name, value in PHASES.items()
+    )
+    if step != 0:
+        return phases
+    return (*phases, Measurement("cert_expiry", "", 2e9, Unit.TIMESTAMP))
+
+
 def result(journey: Journey, n: int) -> RunResult:
     ok = n % 3 != 2
     steps = tuple(
@@ -61,8 +71,7 @@ def result(journey: Journey, n: int) -> RunResult:
             ok or s < 2,
             1e9 + n,
             0.13 + s / 100,
-            phases=PHASES,
-            cert_expiry=2e9 if s == 0 else None,
+            measurements=_measurements(s),
         )
         for s, step in enumerate(journey.steps[: None if ok else 3])
     )
@@ -117,10 +126,11 @@ def baseline(loaded: list[Journey], runs: list[RunResult]) -> CollectorRegistry:
         for step in run.steps:
             if step.ok:
                 step_duration.labels(*labels, step.name).observe(step.duration)
-                for name, seconds in step.phases.items():
+                for name, seconds in step.values("phases").items():
                     phase.labels(*labels, step.name, name).inc(seconds)
-            if step.cert_expiry:
-                expiry.labels(*labels, step.name).set(step.cert_expiry)
+            cert_expiry = step.value("cert_expiry")
+            if cert_expiry is not None:
+                expiry.labels(*labels, step.name).set(cert_expiry)
     return reg
 
 

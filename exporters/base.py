@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from agent.results import RunResult
+from agent.run.results import RunResult
 
 __all__ = ["Exporter"]
 

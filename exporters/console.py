@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
-from agent.results import RunResult
+from agent.run.results import RunResult
 
 __all__ = ["ConsoleExporter"]
 

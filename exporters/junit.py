@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.results import RunResult
+from agent.run.results import RunResult
 
 __all__ = ["write_junit"]
 

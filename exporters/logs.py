@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.results import RunResult, StepResult
+from agent.run.results import Measurement, RunResult, StepResult
+from agent.steps.kind import Unit
 
 __all__ = ["LogExporter"]
 
@@ -48,14 +49,20 @@ def _step_fields(step: StepResult) -> dict[str, Any]:
         "ok": step.ok,
         "duration_seconds": round(step.duration, 6),
     }
-    if step.status_code is not None:
-        fields["status_code"] = step.status_code
-    if step.phases:
-        fields["phases"] = {name: round(value, 6) for name, value in step.phases.items()}
-    if step.vitals:
-        fields["vitals"] = {name: round(value, 6) for name, value in step.vitals.items()}
+    for measurement in step.measurements:  # named ones grouped: {"phases": {"connect": ...}}
+        value = _number(measurement)
+        if measurement.name:
+            fields.setdefault(measurement.group, {})[measurement.name] = value
+        else:
+            fields[measurement.group] = value
     if not step.ok:
         fields.update(reason=step.reason, error=step.message)
     if step.artifacts:
         fields["artifacts"] = list(step.artifacts)
     return fields
+
+
+def _number(measurement: Measurement) -> float | int:
+    if measurement.unit in (Unit.COUNT, Unit.CODE):
+        return int(measurement.value)
+    return round(measurement.value, 6)

@@ -1,6 +1,6 @@
 """Prometheus metrics of journey runs, with the exposition text cached per journey.
 
-:class:`PrometheusExporter` reads finished :class:`~agent.results.RunResult` objects
+:class:`PrometheusExporter` reads finished :class:`~agent.run.results.RunResult` objects
 and the inventory of loaded journeys (and the catalog), and serves every series
 documented in ``docs/metrics.md`` on the registry it is given.
 
@@ -26,26 +26,22 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from agent import __version__
-from agent.catalog import Catalog
-from agent.model import Journey
-from agent.results import RunResult
+from agent.language.catalog import Catalog
+from agent.language.model import Journey
+from agent.run.results import RunResult
 from exporters.prometheus_series import (
-    CLS_BUCKETS,
     DURATION_BUCKETS,
     SPECS,
     STEP_BUCKETS,
-    VITAL_BUCKETS,
     JourneySeries,
     Labels,
 )
 
 __all__ = [
-    "CLS_BUCKETS",
     "CONTENT_TYPE_OPENMETRICS",
     "CONTENT_TYPE_TEXT",
     "DURATION_BUCKETS",
     "STEP_BUCKETS",
-    "VITAL_BUCKETS",
     "PrometheusExporter",
 ]
 

@@ -2,13 +2,15 @@
 
 :class:`JourneySeries` holds one loaded journey's counters, gauges and histograms, fed
 with RunResults, and turns them into prometheus-client metric families (built once per
-change). :data:`SPECS` lists every journey family in exposition order.
+change). :data:`SPECS` lists every journey family in exposition order: the journey's own,
+then the families that the step kinds declare for their measurements
+(:class:`agent.steps.kind.Measure`), read as data, never by kind name.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client.metrics_core import (
@@ -19,14 +21,14 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.utils import floatToGoString
 
-from agent.results import FailureReason, Outcome, RunResult, StepResult
+from agent.run.results import FailureReason, Outcome, RunResult, StepResult
+from agent.steps import KINDS
+from agent.steps.kind import Aggregate, Measure
 
 __all__ = [
-    "CLS_BUCKETS",
     "DURATION_BUCKETS",
     "SPECS",
     "STEP_BUCKETS",
-    "VITAL_BUCKETS",
     "JourneySeries",
     "Labels",
     "Spec",
@@ -38,9 +40,6 @@ DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # Steps are ten times as many series: a step slower than 10 s is broken for any person,
 # so its bucket is +Inf (count and sum still hold it).
 STEP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-# The good / poor limits of Core Web Vitals: INP 0.2/0.5, TTFB 0.8/1.8, FCP 1.8/3, LCP 2.5/4.
-VITAL_BUCKETS = (0.1, 0.2, 0.5, 0.8, 1.8, 2.5, 3.0, 4.0, 10.0)
-CLS_BUCKETS = (0.05, 0.1, 0.25, 0.5)  # CLS good <= 0.1, poor > 0.25
 
 J = ("journey", "business_process", "persona", "location")
 INFO = ("service", "application", "owner", "criticality", "title")
@@ -67,7 +66,7 @@ class Spec:
 
 
 # Exposition order. Histograms of timings count successful runs and steps only.
-SPECS = (
+SPECS: tuple[Spec, ...] = (
     Spec("journey_info", "gauge", "Journey metadata, 1 per loaded journey", INFO),
     Spec("journey_latency_threshold_seconds", "gauge", "Latency SLO threshold of the journey"),
     Spec("journey_runs_total", "counter", "Finished runs by outcome", ("outcome",)),
@@ -83,19 +82,18 @@ SPECS = (
     Spec("journey_duration_seconds", "histogram", "Duration of successful runs"),
     Spec("journey_step_duration_seconds", "histogram", "Duration of successful steps",
           ("step",)),
-    Spec("journey_http_phase_seconds_total", "counter",
-          "Seconds spent in each phase of successful HTTP steps", ("step", "phase")),
-    Spec("journey_tls_cert_expiry_timestamp_seconds", "gauge",
-          "Expiry time of the server certificate seen by the step", ("step",)),
-    Spec("journey_web_vital_seconds", "histogram", "Web vitals of browser steps",
-          ("step", "vital")),
-    Spec("journey_web_vital_cls", "histogram", "Cumulative layout shift of browser steps",
-          ("step",)),
-    Spec("journey_console_errors_total", "counter", "Console errors seen by browser steps",
-          ("step",)),
-    Spec("journey_failed_requests_total", "counter",
-          "Failed page requests seen by browser steps", ("step",)),
 )  # fmt: skip
+# What each kind's measurement groups feed, by kind name then group.
+MEASURES: dict[str, dict[str, Measure]] = {
+    kind.name: {measure.group: measure for measure in kind.measures} for kind in KINDS
+}
+_MEASURE_SPECS = {
+    m.metric: Spec(m.metric, m.kind, m.doc, ("step", m.label) if m.label else ("step",))
+    for kind in KINDS
+    for m in kind.measures
+}
+SPECS += tuple(_MEASURE_SPECS.values())
+_MEASURE_ORDER = {metric: index for index, metric in enumerate(_MEASURE_SPECS)}
 
 
 class _Histogram:
@@ -130,32 +128,33 @@ class _Step:
     """Everything measured about one step of one journey."""
 
     duration: _Histogram = field(default_factory=lambda: _Histogram(STEP_BUCKETS))
-    # Seconds per phase, successful steps only: dividing by the step histogram's count
-    # gives the mean, at one sample per phase (a histogram per phase would be 5 x 11).
-    phases: dict[str, float] = field(default_factory=dict)
-    vitals: dict[str, _Histogram] = field(default_factory=dict)
-    cls: _Histogram | None = None
-    cert_expiry: float | None = None
-    console_errors: int | None = None  # None until a browser step reports
-    failed_requests: int | None = None
+    series: dict[tuple[str, str], _Value] = field(default_factory=dict)  # (metric, name)
 
-    def record(self, result: StepResult) -> None:
+    def record(self, result: StepResult, measures: Mapping[str, Measure]) -> None:
         if result.ok:
             self.duration.observe(result.duration)
-        if result.ok and result.kind == "http":
-            for phase, seconds in result.phases.items():
-                self.phases[phase] = self.phases.get(phase, 0.0) + seconds
-        for vital, value in result.vitals.items():
-            if vital == "cls":
-                self.cls = self.cls or _Histogram(CLS_BUCKETS)
-                self.cls.observe(value)
+        for measurement in result.measurements:
+            measure = measures.get(measurement.group)
+            if measure is None or (measure.only_ok and not result.ok):
+                continue  # kept in the results, not exported as a series
+            key = (measure.metric, measurement.name)
+            value, old = measurement.value, self.series.get(key)
+            if measure.aggregate is Aggregate.OBSERVE:
+                histogram = old if isinstance(old, _Histogram) else _Histogram(measure.buckets)
+                histogram.observe(value)
+                self.series[key] = histogram
+            elif measure.aggregate is Aggregate.SUM and isinstance(old, float):
+                self.series[key] = old + value
             else:
-                self.vitals.setdefault(vital, _Histogram(VITAL_BUCKETS)).observe(value)
-        if result.cert_expiry is not None:
-            self.cert_expiry = result.cert_expiry
-        if result.kind == "browser":
-            self.console_errors = (self.console_errors or 0) + result.console_errors
-            self.failed_requests = (self.failed_requests or 0) + result.failed_requests
+                self.series[key] = float(value)
+
+    def samples(self, step: str) -> Iterator[tuple[str, Labels, _Value]]:
+        if sum(self.duration.counts):
+            yield "journey_step_duration_seconds", (step,), self.duration
+        for (metric, name), value in sorted(
+            self.series.items(), key=lambda item: (_MEASURE_ORDER[item[0][0]], item[0][1])
+        ):
+            yield metric, (step, name) if name else (step,), value
 
 
 @dataclass
@@ -200,7 +199,8 @@ class JourneySeries:
             self.failures[key] = self.failures.get(key, 0) + 1
         for step_result in result.steps:
             if step_result.name in self.steps:
-                self.measured.setdefault(step_result.name, _Step()).record(step_result)
+                measures = MEASURES.get(step_result.kind, {})
+                self.measured.setdefault(step_result.name, _Step()).record(step_result, measures)
 
     def families(self) -> list[Metric]:
         """This journey's series, one family per spec that has any (built once per change)."""
@@ -233,7 +233,7 @@ class JourneySeries:
         for step in self.steps:
             measured = self.measured.get(step)
             if measured is not None:
-                yield from _step_samples(step, measured)
+                yield from measured.samples(step)
 
 
 def _add(family: Metric, labels: list[str], value: _Value) -> None:
@@ -243,20 +243,3 @@ def _add(family: Metric, labels: list[str], value: _Value) -> None:
         family.add_metric(labels, value)
     else:  # a mistake in SPECS, not in any input
         raise TypeError(f"{family.name}: cannot add a {type(value).__name__}")
-
-
-def _step_samples(step: str, measured: _Step) -> Iterator[tuple[str, Labels, _Value]]:
-    if sum(measured.duration.counts):
-        yield "journey_step_duration_seconds", (step,), measured.duration
-    for phase, seconds in sorted(measured.phases.items()):
-        yield "journey_http_phase_seconds_total", (step, phase), seconds
-    if measured.cert_expiry is not None:
-        yield "journey_tls_cert_expiry_timestamp_seconds", (step,), measured.cert_expiry
-    for vital, histogram in sorted(measured.vitals.items()):
-        yield "journey_web_vital_seconds", (step, vital), histogram
-    if measured.cls is not None:
-        yield "journey_web_vital_cls", (step,), measured.cls
-    if measured.console_errors is not None:
-        yield "journey_console_errors_total", (step,), float(measured.console_errors)
-    if measured.failed_requests is not None:
-        yield "journey_failed_requests_total", (step,), float(measured.failed_requests)

@@ -21,10 +21,10 @@ import pytest_asyncio
 import yaml
 from aiohttp import web
 
-from agent.artifacts import ArtifactStore
-from agent.browser import BrowserPool, BrowserUnavailable, find_browser
-from agent.model import Journey
-from agent.steps.base import RunEnvironment
+from agent.language.model import Journey
+from agent.run.artifacts import ArtifactStore
+from agent.run.browser_pool import BrowserPool, BrowserUnavailable, find_browser
+from agent.run.context import RunEnvironment
 
 __all__ = [
     "PASSWORD",

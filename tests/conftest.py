@@ -5,6 +5,7 @@ Servers live in ``http_servers``; fixtures here start them per test on 127.0.0.1
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
@@ -12,9 +13,9 @@ import pytest
 from aiohttp import web
 from http_servers import TlsServerFiles, serve_app, shop_app
 
-from agent.steps.base import RunEnvironment, StepContext
-from agent.templating import Masker, Template
-from agent.tls import TlsContexts
+from agent.language.templating import Masker, Template
+from agent.run.context import RunEnvironment, StepContext
+from agent.run.tls import TlsContexts
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -48,7 +49,7 @@ async def make_context(run_env: RunEnvironment) -> AsyncIterator[ContextFactory]
             variables=values,
             masker=Masker((secrets or {}).values()),
             env=run_env,
-            step_timeout=step_timeout,
+            deadline=asyncio.get_running_loop().time() + step_timeout,
         )
         made.append(ctx)
         return ctx

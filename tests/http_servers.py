@@ -22,9 +22,9 @@ import pytest
 import trustme
 from aiohttp import web
 
-from agent.steps.base import StepContext, StepFailed
-from agent.steps.http import run
-from agent.steps.http_model import HttpStep
+from agent.run.context import StepContext, StepFailed
+from agent.steps.http.model import HttpStep
+from agent.steps.http.run import run
 
 __all__ = [
     "PASSWORD",

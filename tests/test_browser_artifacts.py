@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from agent.artifacts import ArtifactStore
+from agent.run.artifacts import ArtifactStore
 
 
 def _run(store: ArtifactStore, run_id: str, size: int, mtime: float) -> Path:

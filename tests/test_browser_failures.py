@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from browser_support import PASSWORD, Site, environment, journey, pool, site
 
-from agent.artifacts import ArtifactStore
-from agent.browser import BrowserPool
-from agent.results import FailureReason
-from agent.runner import run_journey
-from agent.steps.base import RunEnvironment
+from agent.run.artifacts import ArtifactStore
+from agent.run.browser_pool import BrowserPool
+from agent.run.context import RunEnvironment
+from agent.run.results import FailureReason
+from agent.run.runner import run_journey
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 __all__ = ["pool", "site"]  # fixtures, imported for pytest
@@ -115,8 +115,8 @@ async def test_counts_console_errors_and_failed_requests_without_failing(
     )
     result = await run_journey(counted, environment(site, pool))
     assert result.ok, result.message
-    assert result.steps[0].console_errors == 1
-    assert result.steps[0].failed_requests == 1
+    assert result.steps[0].value("console_errors") == 1
+    assert result.steps[0].value("failed_requests") == 1
 
 
 async def test_no_browser_is_a_failure_never_a_pass(site: Site) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.browser import BrowserUnavailable, find_browser
+from agent.run.browser_pool import BrowserUnavailable, find_browser
 
 
 def _executable(folder: Path, name: str) -> Path:

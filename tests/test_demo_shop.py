@@ -14,11 +14,11 @@ import httpx
 import pytest
 
 from agent.demo import ChaosMode, ChaosSetting, Limits, RunningShop, parse_chaos_spec, start_shop
-from agent.loader import load
-from agent.results import FailureReason, Outcome
-from agent.runner import run_journey
-from agent.steps.base import RunEnvironment
-from agent.steps.http_model import HttpStep
+from agent.language.loader import load
+from agent.run.context import RunEnvironment
+from agent.run.results import FailureReason, Outcome
+from agent.run.runner import run_journey
+from agent.steps.http.model import HttpStep
 
 JOURNEYS = Path(__file__).parent.parent / "journeys"
 CARD = "4242 4242 4242 4242"

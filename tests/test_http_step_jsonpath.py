@@ -9,7 +9,7 @@ import pytest
 from http_servers import http_step
 from pydantic import ValidationError
 
-from agent import jsonpath
+from agent.language import jsonpath
 
 DOCUMENT = {"order": {"items": [{"sku": "A1"}, {"sku": "B2"}], "unit price": 3, "ok": False}}
 

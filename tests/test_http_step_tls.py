@@ -8,9 +8,9 @@ from aiohttp import web
 from conftest import ContextFactory
 from http_servers import TlsServerFiles, fails, http_step, serve_app
 
-from agent.results import FailureReason
-from agent.steps.base import StepRecord
-from agent.steps.http import run
+from agent.run.context import StepRecord
+from agent.run.results import FailureReason
+from agent.steps.http.run import run
 
 
 def hello_app() -> web.Application:
@@ -36,13 +36,13 @@ async def test_trusted_certificate_passes_and_records_expiry_and_tls_phase(
     async with serve_app(hello_app(), server) as base:
         step = http_step(http={"get": base, "verify": str(tls_files.ca_path)})
         await run(step, ctx)
-        assert ctx.record.cert_expiry == not_after.timestamp()
-        assert ctx.record.phases["tls"] > 0
+        assert ctx.record.get("cert_expiry") == not_after.timestamp()
+        assert ctx.record.values("phases")["tls"] > 0
         # the next step reuses the connection (no handshake) and still knows the expiry
         ctx.record = StepRecord()
         await run(http_step(http={"get": base, "verify": str(tls_files.ca_path)}), ctx)
-    assert "tls" not in ctx.record.phases
-    assert ctx.record.cert_expiry == not_after.timestamp()
+    assert "tls" not in ctx.record.values("phases")
+    assert ctx.record.get("cert_expiry") == not_after.timestamp()
 
 
 async def test_self_signed_certificate_with_verify_on_is_tls(
@@ -70,8 +70,10 @@ async def test_expired_certificate_is_tls_unless_verify_is_off(
     assert failure.reason is FailureReason.TLS
     assert "certificate has expired" in failure.message
     # read from the DER: with verify off, getpeercert() has no parsed fields
-    assert unverified.record.cert_expiry == not_after.timestamp()
-    assert unverified.record.cert_expiry < now.timestamp()
+    assert unverified.record.get("cert_expiry") == not_after.timestamp()
+    expiry = unverified.record.get("cert_expiry")
+    assert expiry is not None
+    assert expiry < now.timestamp()
 
 
 async def test_plain_http_server_on_https_url_is_tls(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.loader import load
+from agent.language.loader import load
 
 INVALID = Path(__file__).parent / "invalid"
 
@@ -305,8 +305,8 @@ def test_steps_say_which_variables_they_provide() -> None:
     """An HTTP step provides its extract names; a step kind without extraction provides none."""
     (loaded,) = load([INVALID / "variable_set_later.yaml"]).files.values()
     assert loaded.errors  # the journey itself is refused, so build its steps directly
-    from agent.steps.browser_model import BrowserStep
-    from agent.steps.http_model import HttpStep
+    from agent.steps.browser.model import BrowserStep
+    from agent.steps.http.model import HttpStep
 
     http = HttpStep.model_validate(
         {"name": "a", "http": {"get": "u"}, "extract": {"token": {"json": "$.t"}}}

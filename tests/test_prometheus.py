@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from test_prometheus_samples import CLOCK, T0, catalog, checkout, partner_order, results
 
-from agent.results import Outcome, RunResult
+from agent.run.results import Outcome, RunResult
 from exporters.prometheus import PrometheusExporter
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -12,12 +12,12 @@ from binaries import required_binary
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.model import Journey
-from agent.runner import run_journey
-from agent.server import start_server
-from agent.status import StatusBoard
-from agent.steps.base import RunEnvironment
+from agent.language.model import Journey
+from agent.run.context import RunEnvironment
+from agent.run.runner import run_journey
+from agent.serve.server import start_server
 from exporters.prometheus import PrometheusExporter
+from exporters.status import StatusBoard
 
 pytestmark = pytest.mark.promtool
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.catalog import Catalog
-from agent.model import Journey
-from agent.results import FailureReason, Outcome, RunResult, StepResult
+from agent.language.catalog import Catalog
+from agent.language.model import Journey
+from agent.run.results import FailureReason, Measurement, Outcome, RunResult, StepResult
+from agent.steps.kind import Unit
 
 __all__ = ["CLOCK", "T0", "catalog", "checkout", "partner_order", "results"]
 
@@ -72,19 +73,34 @@ def catalog() -> Catalog:
     )
 
 
-def _http(name: str, start: float, ok: bool = True, **extra: object) -> StepResult:
+def _measured(group: str, values: dict[str, float], unit: Unit) -> tuple[Measurement, ...]:
+    return tuple(Measurement(group, name, value, unit) for name, value in values.items())
+
+
+def _http(
+    name: str,
+    start: float,
+    ok: bool = True,
+    cert_expiry: float | None = None,
+    reason: FailureReason | None = None,
+) -> StepResult:
     phases = {"connect": 0.01, "tls": 0.02, "send": 0.001, "wait": 0.2, "receive": 0.005}
-    return StepResult(name, "http", ok, start, 0.25, phases=phases, status_code=200, **extra)  # type: ignore[arg-type]
+    measured = _measured("phases", phases, Unit.SECONDS)
+    measured += _measured("status_code", {"": 200}, Unit.CODE)
+    if cert_expiry is not None:
+        measured += _measured("cert_expiry", {"": cert_expiry}, Unit.TIMESTAMP)
+    return StepResult(name, "http", ok, start, 0.25, reason=reason, measurements=measured)
 
 
 def results() -> list[RunResult]:
     """Runs covering every series: slow success, step failure, retry, outside-step failure,
     shutdown abort, and a journey that is not loaded."""
     expiry = T0 + 30 * 86400
-    vitals = {"ttfb": 0.12, "fcp": 0.6, "lcp": 1.9, "inp": 0.15, "cls": 0.07}
-    browser = StepResult(
-        "pay", "browser", True, T0 + 1, 0.9, vitals=vitals, console_errors=2, failed_requests=1
-    )
+    vitals = {"ttfb": 0.12, "fcp": 0.6, "lcp": 1.9, "inp": 0.15}
+    measured = _measured("vitals", vitals, Unit.SECONDS) + _measured("cls", {"": 0.07}, Unit.SCORE)
+    measured += _measured("console_errors", {"": 2}, Unit.COUNT)
+    measured += _measured("failed_requests", {"": 1}, Unit.COUNT)
+    browser = StepResult("pay", "browser", True, T0 + 1, 0.9, measurements=measured)
     run: dict[str, Any] = {
         "business_process": "order-to-cash",
         "persona": "customer",

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from browser_support import require_chromium
 
-from agent.browser import BrowserPool
 from agent.demo.server import start_shop
-from agent.loader import load
-from agent.runner import run_journey
-from agent.steps.base import RunEnvironment
+from agent.language.loader import load
+from agent.run.browser_pool import BrowserPool
+from agent.run.context import RunEnvironment
+from agent.run.runner import run_journey
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -15,10 +15,10 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
-from agent.catalog import Catalog
-from agent.loader import LoadResult, load
-from agent.model import Journey
-from agent.reload import Reloader
+from agent.language.catalog import Catalog
+from agent.language.loader import LoadResult, load
+from agent.language.model import Journey
+from agent.schedule.reload import Reloader
 
 JOURNEY = """\
 journey: {id}

@@ -10,11 +10,11 @@ import pytest
 import yaml
 from binaries import required_binary
 
-from agent.catalog import Catalog
 from agent.cli import main
-from agent.model import Journey
-from exporters.rules import RulesOptions, build, render
-from exporters.rules_burn import BURN_ALERTS, arithmetic, effective_window
+from agent.language.catalog import Catalog
+from agent.language.model import Journey
+from generators.rules import RulesOptions, build, render
+from generators.rules_burn import BURN_ALERTS, arithmetic, effective_window
 
 DAY = 86400.0
 CATALOG = Catalog.model_validate(

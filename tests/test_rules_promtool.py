@@ -18,9 +18,9 @@ import pytest
 import yaml
 from binaries import required_binary
 
-from agent.catalog import Catalog
-from agent.model import Journey
-from exporters.rules import RulesOptions, build, render
+from agent.language.catalog import Catalog
+from agent.language.model import Journey
+from generators.rules import RulesOptions, build, render
 
 pytestmark = pytest.mark.promtool
 

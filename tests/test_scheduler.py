@@ -19,11 +19,11 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
-from agent.catalog import Catalog
-from agent.model import Journey
-from agent.results import FailureReason, Outcome, RunIds, RunResult
-from agent.scheduler import Clock, Scheduler
-from agent.sharding import phase
+from agent.language.catalog import Catalog
+from agent.language.model import Journey
+from agent.run.results import FailureReason, Outcome, RunIds, RunResult
+from agent.schedule.scheduler import Clock, Scheduler
+from agent.schedule.sharding import phase
 
 WALL_START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC).timestamp()  # 09:00 UTC
 

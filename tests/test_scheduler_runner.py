@@ -10,11 +10,11 @@ from http_servers import SEEN_TRACEPARENTS
 from prometheus_client import CollectorRegistry
 from test_scheduler import capturing_logger, ids_near_zero_phase
 
-from agent.model import Journey
-from agent.results import FailureReason, Outcome, RunIds, RunResult
-from agent.runner import run_journey
-from agent.scheduler import Scheduler
-from agent.steps.base import RunEnvironment
+from agent.language.model import Journey
+from agent.run.context import RunEnvironment
+from agent.run.results import FailureReason, Outcome, RunIds, RunResult
+from agent.run.runner import run_journey
+from agent.schedule.scheduler import Scheduler
 
 
 def http_journey(journey_id: str, url: str, **schedule: Any) -> Journey:
@@ -74,7 +74,7 @@ async def test_real_runs_repeat_and_failures_speed_up(shop: str, run_env: RunEnv
     finally:
         await agent.shutdown(5)
     assert all(r.outcome is Outcome.SUCCESS for r in ok_runs)
-    assert ok_runs[0].steps[0].status_code == 200
+    assert ok_runs[0].steps[0].value("status_code") == 200
     assert {(r.outcome, r.reason) for r in failed_runs} == {
         (Outcome.FAILURE, FailureReason.HTTP_STATUS)
     }

@@ -8,10 +8,10 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
-from agent.model import Journey
-from agent.results import RunIds, RunResult
-from agent.scheduler import Scheduler
-from agent.sharding import Shard, parse_shard, stable_hash
+from agent.language.model import Journey
+from agent.run.results import RunIds, RunResult
+from agent.schedule.scheduler import Scheduler
+from agent.schedule.sharding import Shard, parse_shard, stable_hash
 
 
 def test_two_shards_partition_100_ids() -> None:

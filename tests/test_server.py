@@ -10,9 +10,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 from test_prometheus_samples import catalog, checkout, partner_order, results
 
-from agent.server import RunningServer, parse_listen, start_server
-from agent.status import StatusBoard
+from agent.serve.server import RunningServer, parse_listen, start_server
 from exporters.prometheus import PrometheusExporter
+from exporters.status import StatusBoard
 
 SECRET = "hunter2-Sup3rSecret"
 Agent = tuple[RunningServer, StatusBoard, list[bool]]  # the server, its board, its readiness

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agent.templating import MASK, Masker, MissingValue, Template, references
+from agent.language.templating import MASK, Masker, MissingValue, Template, references
 
 
 def test_variables_env_and_secrets_resolve_inside_nested_values() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.fields import parse_duration
+from agent.language.fields import parse_duration
 
 __all__ = [
     "ALL",

@@ -1,15 +1,18 @@
-"""Step kinds: each is a model (``*_model.py``) plus one async ``run`` function.
+"""The step kinds, registered once each.
 
-Registering a kind is this one line plus its tag in ``agent.model.Step``; a test checks
-that the two agree. Models live apart from the run functions so that validating and
-printing the schema never import httpx or Playwright.
+A kind is a package ``agent/steps/<kind>/`` with ``model.py`` (the language side, which
+imports no runtime library) declaring ``KIND``, and the run side that ``KIND`` names.
+Adding a kind is its package plus its line below; ``tests/test_step_registry.py`` checks
+that every registered kind has every part.
 """
 
 from __future__ import annotations
 
-from agent.steps import browser, http
-from agent.steps.base import StepFunction
+from agent.steps.browser.model import KIND as BROWSER
+from agent.steps.http.model import KIND as HTTP
+from agent.steps.kind import StepKind
 
-__all__ = ["STEP_FUNCTIONS"]
+__all__ = ["KINDS", "KINDS_BY_NAME"]
 
-STEP_FUNCTIONS: dict[str, StepFunction] = {"http": http.run, "browser": browser.run}
+KINDS: tuple[StepKind, ...] = (HTTP, BROWSER)
+KINDS_BY_NAME = {kind.name: kind for kind in KINDS}

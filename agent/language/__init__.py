@@ -1,0 +1,1 @@
+"""The journey language: files to typed, validated models. Imports no runtime library."""

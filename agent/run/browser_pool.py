@@ -1,0 +1,345 @@
+"""One warm Chromium per agent, a fresh context per run, relaunched when it dies.
+
+The entry point builds one :class:`BrowserPool` and passes it down in the
+``RunEnvironment``. A run asks for a context with ``async with pool.context(...)``: at
+most ``max_contexts`` are open at once (the rest wait), each is closed shielded from
+cancellation and within ``close_timeout``. The browser is launched on first use; a browser
+that crashed (disconnected) or hung (a context would not close) is killed and
+relaunched on the next request, so one bad run never takes the agent down.
+
+Finding the browser, in order: the configured path (``--browser-path`` or
+``JOURNEYMAN_BROWSER``), Playwright's own download, the system's Chromium.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
+from playwright.async_api import Error as PlaywrightError
+
+__all__ = [
+    "LEAN_ARGS",
+    "LEAN_DISABLED_FEATURES",
+    "SYSTEM_BROWSERS",
+    "BrowserPool",
+    "BrowserUnavailable",
+    "descendant_pids",
+    "find_browser",
+]
+
+SYSTEM_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+LEAN_ARGS = (
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+)
+# Debian's Chromium preloads a hidden omnibox renderer per context: ~30% CPU, ~37 MB each.
+LEAN_DISABLED_FEATURES = (
+    "WebUIOmniboxPopup",
+    "WebUIOmniboxFullPopup",
+    "WebUIOmniboxAimPopup",
+    "PreloadTopChromeWebUI",
+)
+_FEATURES_FLAG = "--disable-features="
+
+
+class BrowserUnavailable(Exception):
+    """No usable browser: none found, or it would not start. The message says which."""
+
+
+def find_browser(
+    configured: str | None, environ: Mapping[str, str], playwright_download: str | None
+) -> str:
+    """The browser executable to launch, or BrowserUnavailable listing what was tried."""
+    tried: list[str] = []
+    for source, path in (
+        ("--browser-path", configured),
+        ("JOURNEYMAN_BROWSER", environ.get("JOURNEYMAN_BROWSER")),
+    ):
+        if path:
+            if os.access(path, os.X_OK) and Path(path).is_file():
+                return path
+            raise BrowserUnavailable(f"{source} names {path!r}, which is not an executable file")
+    if playwright_download:
+        if os.access(playwright_download, os.X_OK):
+            return playwright_download
+        tried.append(f"Playwright's download ({playwright_download})")
+    for name in SYSTEM_BROWSERS:
+        found = shutil.which(name, path=environ.get("PATH"))
+        if found:
+            return found
+    tried.append(f"{', '.join(SYSTEM_BROWSERS)} on PATH")
+    raise BrowserUnavailable(
+        "no Chromium found (tried " + "; ".join(tried) + "): install the chromium package, "
+        "or set --browser-path / JOURNEYMAN_BROWSER"
+    )
+
+
+def descendant_pids(root: int) -> list[int]:
+    """Every live process below ``root`` (Linux /proc), children before grandchildren."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    queue = [root]
+    while queue:
+        for child in children.get(queue.pop(0), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def _browser_mains() -> dict[int, list[str]]:
+    """Our Chromium main processes (launched over Playwright's pipe), by pid."""
+    mains = {}
+    for pid in descendant_pids(os.getpid()):
+        args = _cmdline(pid)
+        if "--remote-debugging-pipe" in args and not any(a.startswith("--type=") for a in args):
+            mains[pid] = args
+    return mains
+
+
+class BrowserPool:
+    """The agent's Chromium: launched once, shared by runs, one fresh context per run."""
+
+    def __init__(
+        self,
+        *,
+        executable: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        max_contexts: int = 2,
+        launch_timeout: float = 30.0,
+        close_timeout: float = 3.0,
+        open_timeout: float = 5.0,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> None:
+        self._configured = executable
+        self._environ = dict(os.environ if environ is None else environ)
+        self._slots = asyncio.Semaphore(max_contexts)
+        self._launch_timeout = launch_timeout
+        self._close_timeout = close_timeout
+        self._open_timeout = open_timeout  # a context not open by then: the browser hung
+        self._lock = asyncio.Lock()
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._pid: int | None = None
+        self._suspect = False  # a context would not close: the browser may be hung
+        self._features_flag: str | None = None  # Playwright's own --disable-features=...
+        self._on_wait = on_wait  # seconds a run waited for a context: the agent's time
+        self.open_contexts = 0
+        self.launches = 0
+
+    @property
+    def pid(self) -> int | None:
+        """The Chromium main process, when one is running."""
+        return self._pid
+
+    async def device(self, name: str) -> dict[str, Any]:
+        """Playwright's descriptor of device ``name`` (viewport, user agent, touch...)."""
+        devices = (await self._driver()).devices
+        if name not in devices:
+            raise LookupError(f"unknown device {name!r} (see Playwright's list of devices)")
+        return dict(devices[name])
+
+    async def __aenter__(self) -> BrowserPool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @contextlib.asynccontextmanager
+    async def context(self, **options: Any) -> AsyncIterator[BrowserContext]:
+        """A fresh browser context (Playwright ``new_context`` options), always closed.
+
+        The time until it is open (a free slot, a launch on first use or after a crash, the
+        context itself) is reported to ``on_wait``, also when the wait is cut off."""
+        began = time.monotonic()
+        try:
+            await self._slots.acquire()
+            try:
+                context = await self._new_context(options)
+            except BaseException:
+                self._slots.release()
+                raise
+        finally:
+            if self._on_wait is not None:
+                self._on_wait(time.monotonic() - began)
+        try:
+            self.open_contexts += 1
+            try:
+                yield context
+            finally:
+                await self._close_shielded(context)
+        finally:
+            self._slots.release()
+
+    async def _new_context(self, options: dict[str, Any]) -> BrowserContext:
+        """A new context; a browser that died or hung since its last use is replaced once."""
+        for attempt in (1, 2):
+            browser = await self._ensure_browser()
+            try:
+                async with asyncio.timeout(self._open_timeout):
+                    return await browser.new_context(**options)
+            except asyncio.CancelledError:
+                self._suspect = True  # a healthy browser opens a context in milliseconds
+                raise
+            except (PlaywrightError, TimeoutError) as error:
+                self._suspect = True
+                if attempt == 2:
+                    why = (
+                        _first_line(error)
+                        if isinstance(error, PlaywrightError)
+                        else (f"no answer within {self._open_timeout:g}s")
+                    )
+                    raise BrowserUnavailable(f"could not open a browser context: {why}") from None
+        raise AssertionError("unreachable")
+
+    async def _close_shielded(self, context: BrowserContext) -> None:
+        closing = asyncio.ensure_future(self._close_context(context))
+        try:
+            await asyncio.shield(closing)
+        except asyncio.CancelledError:
+            await closing
+            raise
+
+    async def _close_context(self, context: BrowserContext) -> None:
+        try:
+            async with asyncio.timeout(self._close_timeout):
+                await context.close()
+        except TimeoutError:
+            self._suspect = True  # hung: kill and relaunch before the next run
+        except PlaywrightError:
+            pass  # already gone with a crashed browser; relaunch is decided on next use
+        finally:
+            self.open_contexts -= 1
+
+    async def _ensure_browser(self) -> Browser:
+        async with self._lock:
+            browser = self._browser
+            if browser is not None and browser.is_connected() and not self._suspect:
+                return browser
+            await self._discard_browser()
+            try:
+                async with asyncio.timeout(self._launch_timeout):
+                    return await self._launch()
+            except TimeoutError:
+                await self._discard_browser()
+                raise BrowserUnavailable(
+                    f"the browser did not start within {self._launch_timeout:g}s"
+                ) from None
+
+    async def _launch(self) -> Browser:
+        try:
+            return await self._launch_with(await self._driver())
+        except BrowserUnavailable:
+            # Playwright's node driver may have died with the browser: start a new one once.
+            await self._stop_driver()
+            return await self._launch_with(await self._driver())
+
+    async def _launch_with(self, playwright: Playwright) -> Browser:
+        path = find_browser(self._configured, self._environ, playwright.chromium.executable_path)
+        if self._features_flag is None:
+            # Learn Playwright's own --disable-features list once, to merge ours into it:
+            # Chromium keeps only the last such flag.
+            self._features_flag = await self._probe_features_flag(playwright, path)
+        before = set(_browser_mains())
+        try:
+            browser = await playwright.chromium.launch(
+                executable_path=path, headless=True, **self._launch_options()
+            )
+        except PlaywrightError as error:
+            raise BrowserUnavailable(f"{path} would not start: {_first_line(error)}") from None
+        self._browser = browser
+        self._suspect = False
+        self._pid = next(iter(set(_browser_mains()) - before), None)
+        self.launches += 1
+        return browser
+
+    def _launch_options(self) -> dict[str, Any]:
+        args = list(LEAN_ARGS)
+        ignore: list[str] = []
+        flag = self._features_flag
+        if flag:
+            ignore.append(flag)
+            features = [f for f in flag[len(_FEATURES_FLAG) :].split(",") if f]
+            features += [f for f in LEAN_DISABLED_FEATURES if f not in features]
+            args.append(_FEATURES_FLAG + ",".join(features))
+        return {
+            "args": args,
+            "ignore_default_args": ignore,
+            # Playwright passes --no-sandbox unless asked; keep the sandbox when we can.
+            "chromium_sandbox": os.geteuid() != 0,
+        }
+
+    async def _probe_features_flag(self, playwright: Playwright, path: str) -> str:
+        before = set(_browser_mains())
+        try:
+            browser = await playwright.chromium.launch(
+                executable_path=path, headless=True, chromium_sandbox=os.geteuid() != 0
+            )
+        except PlaywrightError as error:
+            raise BrowserUnavailable(f"{path} would not start: {_first_line(error)}") from None
+        try:
+            args = next((a for pid, a in _browser_mains().items() if pid not in before), [])
+        finally:
+            await browser.close()
+        return next((a for a in args if a.startswith(_FEATURES_FLAG)), "")
+
+    async def _driver(self) -> Playwright:
+        if self._playwright is None:
+            self._playwright = await async_playwright().start()
+        return self._playwright
+
+    async def _stop_driver(self) -> None:
+        playwright, self._playwright = self._playwright, None
+        if playwright is not None:
+            with contextlib.suppress(Exception):  # a dead driver cannot stop cleanly
+                async with asyncio.timeout(self._close_timeout):
+                    await playwright.stop()
+
+    async def _discard_browser(self) -> None:
+        """Forget the current browser; kill it when it may be hung."""
+        browser, pid, self._browser, self._pid = self._browser, self._pid, None, None
+        if browser is None:
+            return
+        if pid is not None and (self._suspect or not browser.is_connected()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(PlaywrightError, TimeoutError):
+            async with asyncio.timeout(self._close_timeout):
+                await browser.close()
+
+    async def close(self) -> None:
+        """Close the browser and the Playwright driver (the agent is shutting down)."""
+        async with self._lock:
+            await self._discard_browser()
+            await self._stop_driver()
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

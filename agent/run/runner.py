@@ -1,0 +1,276 @@
+"""Runs one journey: its steps in order, under deadlines, with retries -> RunResult.
+
+Clocks and deadlines. What the agent itself provides for a step (a browser slot, a
+launch, a context) is got by the kind's ``prepare`` before the step's clock starts; that
+wait is the agent's and moves the journey's deadline by as much, so the target always
+gets its whole budget. All the waiting of one attempt is bounded by the attempt's
+timeout: an agent that cannot provide in time ends the run as ``not_started`` (reason
+``agent_busy``), which no SLO counts against the target. Each step gets an absolute
+deadline, ``min(its own, the journey's)``, in loop time (``asyncio.timeout_at``), so a
+step cut by the journey deadline still records its own reason, message and evidence.
+
+A run never raises out of here, except cancellation: shutdown cancellation always
+propagates (the scheduler records the run as aborted, never as a failed journey).
+Library exceptions were already mapped to failure reasons by each step kind; what
+still escapes a step is a bug of ours and is recorded as reason ``internal``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from dataclasses import dataclass
+from functools import cache
+
+import structlog
+
+from agent.language.model import Journey
+from agent.language.templating import Masker, MissingValue, Template
+from agent.run.context import RunEnvironment, StepContext, StepFailed, StepFunction, StepRecord
+from agent.run.results import FailureReason, Outcome, RunIds, RunResult, StepResult
+from agent.steps import KINDS_BY_NAME
+from agent.steps.kind import StepBase, StepKind
+
+__all__ = ["run_functions", "run_journey"]
+
+_CLOSE_TIMEOUT = 5.0  # seconds a run's resources (clients, browser context) get to close
+_log = structlog.get_logger("journeyman.runner")
+
+
+@cache
+def run_functions(kind: StepKind) -> tuple[StepFunction | None, StepFunction]:
+    """The kind's (prepare, run) functions, imported on first use."""
+    return (_resolve(kind.prepare) if kind.prepare else None), _resolve(kind.run)
+
+
+def _resolve(path: str) -> StepFunction:
+    module, _, name = path.partition(":")
+    function: StepFunction = getattr(importlib.import_module(module), name)
+    return function
+
+
+class _AgentBusy(Exception):
+    """The agent could not provide what a step needed before the attempt's deadline."""
+
+
+@dataclass
+class _Attempt:
+    steps: list[StepResult]
+    duration: float  # seconds the target was given: the agent's waits left out
+    masker: Masker
+    not_started: bool = False
+
+
+async def run_journey(
+    journey: Journey, env: RunEnvironment, ids: RunIds | None = None
+) -> RunResult:
+    """Run ``journey`` once (with its retries) and return what happened. ``ids`` are given
+    by a caller that must name the run even if it is cut off (the scheduler)."""
+    started_at = time.time()
+    ids = ids or RunIds.new(journey.journey, started_at)
+    attempts = journey.schedule.retries + 1
+    for attempt in range(1, attempts + 1):
+        done = await _attempt(journey, env, ids)
+        failed = next((s for s in done.steps if not s.ok), None)
+        if failed is None or done.not_started or attempt == attempts:
+            break
+    if done.not_started:
+        outcome = Outcome.NOT_STARTED
+    else:
+        outcome = Outcome.SUCCESS if failed is None else Outcome.FAILURE
+    return RunResult(
+        journey=journey.journey,
+        business_process=journey.business_process,
+        persona=journey.persona.value,
+        run_id=ids.run_id,
+        trace_id=ids.trace_id,
+        started_at=started_at,
+        duration=done.duration,
+        outcome=outcome,
+        attempts=attempt,
+        steps=tuple(done.steps),
+        reason=failed.reason if failed else None,
+        failed_step=failed.name if failed else None,
+        message=done.masker(failed.message) if failed else "",
+        artifacts=tuple(path for step in done.steps for path in step.artifacts),
+    )
+
+
+async def _attempt(journey: Journey, env: RunEnvironment, ids: RunIds) -> _Attempt:
+    """One attempt: every step in order until one fails (unless it may continue)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    masker = Masker()
+    done = _Attempt([], 0.0, masker)
+    try:
+        ctx = _context(journey, env, ids, masker)
+    except MissingValue as error:
+        done.steps.append(_setup_failure(str(error)))
+        return done
+    timeout = journey.schedule.timeout
+    agent_deadline = started + timeout  # all the agent's own waiting must end by then
+    journey_deadline = agent_deadline  # the target's budget, moved by the agent's waits
+    waited = 0.0
+    try:
+        for step in journey.effective_steps():
+            kind = KINDS_BY_NAME[step.kind_name]
+            prepare, run = run_functions(kind)
+            ctx.record = StepRecord()
+            if prepare is not None:
+                try:
+                    wait = await _prepare(prepare, step, ctx, agent_deadline)
+                except StepFailed as failure:
+                    done.steps.append(_failed_before(ctx, step, failure))
+                    if step.continue_on_failure:
+                        continue
+                    break
+                waited += wait
+                journey_deadline += wait
+            own = loop.time() + journey.step_timeout(step)
+            cut_by_journey = journey_deadline < own
+            ctx.deadline = min(own, journey_deadline)
+            result = await _run_step(run, step, ctx, timeout if cut_by_journey else None)
+            done.steps.append(result)
+            if not result.ok and not step.continue_on_failure:
+                break
+    except _AgentBusy as busy:
+        done.not_started = True
+        done.steps.append(_busy(ctx, step, str(busy)))
+    finally:
+        await _close(ctx)
+    done.duration = loop.time() - started - waited
+    return done
+
+
+async def _prepare(
+    prepare: StepFunction, step: StepBase, ctx: StepContext, agent_deadline: float
+) -> float:
+    """Get what the agent provides for ``step``; the seconds it took (the agent's time)."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    ctx.deadline = agent_deadline
+    try:
+        async with asyncio.timeout_at(agent_deadline):
+            await prepare(step, ctx)
+    except TimeoutError:
+        raise _AgentBusy(
+            f"the agent could not prepare this step within the journey's timeout (waited "
+            f"{loop.time() - began:.3g}s for its own resources, e.g. a browser slot): the "
+            "target was not measured"
+        ) from None
+    except MissingValue as error:
+        raise StepFailed(FailureReason.CONFIG, str(error)) from None
+    return loop.time() - began
+
+
+def _context(journey: Journey, env: RunEnvironment, ids: RunIds, masker: Masker) -> StepContext:
+    """Resolve secrets, then variables (which may use them), into a fresh context."""
+    bare = Template({}, {}, env.environ)
+    resolved_secrets = {name: bare.render(value) for name, value in journey.secrets.items()}
+    for value in resolved_secrets.values():
+        masker.add(value)
+    with_secrets = Template({}, resolved_secrets, env.environ)
+    variables = {name: with_secrets.render(value) for name, value in journey.variables.items()}
+    return StepContext(
+        journey_id=journey.journey,
+        run_id=ids.run_id,
+        trace_id=ids.trace_id,
+        send_traceparent=journey.traceparent,
+        template=Template(variables, resolved_secrets, env.environ),
+        variables=variables,
+        masker=masker,
+        env=env,
+    )
+
+
+async def _run_step(
+    run: StepFunction, step: StepBase, ctx: StepContext, journey_timeout: float | None
+) -> StepResult:
+    """The timed part of a step, under ``ctx.deadline``. ``journey_timeout`` is set when
+    that deadline is the journey's, not the step's own."""
+    loop = asyncio.get_running_loop()
+    wall, started = time.time(), loop.time()
+    reason: FailureReason | None = None
+    message = ""
+    try:
+        async with asyncio.timeout_at(ctx.deadline):
+            await run(step, ctx)
+    except StepFailed as failure:
+        reason, message = failure.reason, failure.message
+    except MissingValue as error:
+        reason, message = FailureReason.CONFIG, str(error)
+    except TimeoutError:
+        reason = FailureReason.TIMEOUT
+        if journey_timeout is not None:
+            message = f"journey timeout ({journey_timeout:g}s) reached during this step"
+        else:
+            message = f"step did not finish within {ctx.deadline - started:.3g}s"
+    except Exception as error:  # a bug of ours: recorded, never raised into the agent
+        reason, message = FailureReason.INTERNAL, f"{type(error).__name__}: {error}"
+        _log.error(
+            "step_internal_error", journey=ctx.journey_id, step=step.name, error=ctx.masker(message)
+        )
+    return _step_result(ctx, step, wall, loop.time() - started, reason, message)
+
+
+def _step_result(
+    ctx: StepContext,
+    step: StepBase,
+    started_at: float,
+    elapsed: float,
+    reason: FailureReason | None,
+    message: str,
+) -> StepResult:
+    record = ctx.record
+    return StepResult(
+        name=step.name,
+        kind=step.kind_name,
+        ok=reason is None,
+        started_at=started_at,
+        duration=record.duration if record.duration is not None else elapsed,
+        reason=reason,
+        message=ctx.masker(message),
+        measurements=tuple(record.measurements.values()),
+        artifacts=tuple(record.artifacts),
+    )
+
+
+def _failed_before(ctx: StepContext, step: StepBase, failure: StepFailed) -> StepResult:
+    """A step whose preparation failed (no browser, a bad emulation): it took no time."""
+    return _step_result(ctx, step, time.time(), 0.0, failure.reason, failure.message)
+
+
+def _busy(ctx: StepContext, step: StepBase, message: str) -> StepResult:
+    return _step_result(ctx, step, time.time(), 0.0, FailureReason.AGENT_BUSY, message)
+
+
+def _setup_failure(message: str) -> StepResult:
+    """A run that could not start (a secret or variable is not set) fails before any step."""
+    return StepResult(
+        name="",
+        kind="setup",
+        ok=False,
+        started_at=time.time(),
+        duration=0.0,
+        reason=FailureReason.CONFIG,
+        message=message,
+    )
+
+
+async def _close(ctx: StepContext) -> None:
+    """Close the run's resources even while being cancelled, and never for too long."""
+    closing = asyncio.ensure_future(_bounded_close(ctx))
+    try:
+        await asyncio.shield(closing)
+    except asyncio.CancelledError:
+        await closing
+        raise
+
+
+async def _bounded_close(ctx: StepContext) -> None:
+    try:
+        async with asyncio.timeout(_CLOSE_TIMEOUT):
+            await ctx.aclose()
+    except Exception as error:  # a stuck or broken close must not fail a finished run
+        _log.warning("run_close_failed", journey=ctx.journey_id, error=ctx.masker(repr(error)))

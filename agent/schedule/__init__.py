@@ -1,0 +1,1 @@
+"""When journeys run: the scheduler, sharding across replicas, reloading files."""

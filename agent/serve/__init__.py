@@ -1,0 +1,1 @@
+"""The agent's HTTP endpoint: /metrics, /healthz, /readyz and the status page."""

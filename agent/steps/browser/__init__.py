@@ -1,0 +1,1 @@
+"""The browser step kind: ``model`` (the language side) and ``run`` (Playwright)."""

@@ -1,0 +1,180 @@
+"""Runs a browser step: its actions in a real Chromium, measured, with evidence on failure.
+
+The run's cookies go into the browser before the actions and come back after, so HTTP
+and browser steps share a session. The step records its duration (actions only, not
+the evidence written after), the page's Navigation Timing phases and web vitals,
+console errors and failed requests; ``fail_on_console_error`` / ``fail_on_http_error``
+turn those into failures. Reasons: browser_unavailable, browser_crash, navigation,
+element_not_found, assertion, extraction, timeout, console_error, http_error, config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from fnmatch import fnmatch
+from urllib.parse import urlsplit
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page, Route
+
+from agent.run.artifacts import ArtifactStore
+from agent.run.browser_pool import BrowserPool, BrowserUnavailable
+from agent.run.context import StepContext, StepFailed
+from agent.run.results import FailureReason
+from agent.steps.browser.actions import Budget, perform
+from agent.steps.browser.evidence import keep_evidence
+from agent.steps.browser.model import BrowserStep
+from agent.steps.browser.session import BrowserSession
+from agent.steps.kind import Unit
+
+__all__ = ["prepare", "run"]
+
+_READ_TIMEOUT = 1.0  # seconds to read cookies and timings back after the actions
+_MARGIN = 0.05  # seconds left to the runner between our end and its deadline
+
+
+def _reserve(remaining: float) -> float:
+    """Time kept back from Playwright's waits so evidence can be written before the
+    step's deadline."""
+    return min(2.0, remaining * 0.2)
+
+
+async def prepare(step: BrowserStep, ctx: StepContext) -> None:
+    """The agent's part, before the step's clock: a browser slot, the browser (launched on
+    first use), the run's context and page, this step's trace chunk, cookies and routes."""
+    pool = ctx.env.browser
+    if pool is None:
+        raise StepFailed(
+            FailureReason.BROWSER_UNAVAILABLE,
+            "this agent runs without a browser, so browser steps cannot run",
+        )
+    session = await _session(step, ctx)
+    page = await _open(session, step, pool)
+    try:
+        await session.begin_step(step.name)
+        await session.load_cookies(ctx.cookies)
+        await _prepare(page, step, ctx, session)
+    except PlaywrightError as error:
+        raise StepFailed(
+            FailureReason.BROWSER_CRASH, f"the browser failed: {error.message}"
+        ) from None
+
+
+async def run(step: BrowserStep, ctx: StepContext) -> None:
+    """The actions, timed; then timings read back and evidence kept, before the deadline."""
+    session = await _session(step, ctx)
+    page = session.page
+    assert page is not None, "prepare() opens the page"
+    store = _store(step, ctx)
+    started = time.perf_counter()
+    loop = asyncio.get_running_loop()
+    # Playwright gives up at the budget; reading back and evidence must end before the
+    # step's deadline, so that the step's own message and evidence are kept.
+    end = ctx.deadline - _MARGIN
+    budget = Budget(end - _reserve(ctx.remaining()))
+    failure: StepFailed | None = None
+    try:
+        for action in step.browser:
+            await perform(action, page, ctx, session, budget)
+        _check_health(step, session)
+    except StepFailed as error:
+        failure = error
+    finally:
+        ctx.record.set("console_errors", "", len(session.events.console_errors), Unit.COUNT)
+        ctx.record.set("failed_requests", "", len(session.events.failed_requests), Unit.COUNT)
+    ctx.record.duration = time.perf_counter() - started
+    await _read_back(session, ctx, min(loop.time() + _READ_TIMEOUT, end))
+    keep = store is not None and (failure is not None or step.artifacts == "always")
+    with contextlib.suppress(PlaywrightError, TimeoutError):
+        async with asyncio.timeout_at(end):
+            if keep and store is not None:
+                written = await keep_evidence(session, store, ctx, step.name, session.tracing)
+                ctx.record.artifacts.extend(written)
+            else:
+                await session.end_step()
+    if failure is not None:
+        raise failure
+
+
+def _store(step: BrowserStep, ctx: StepContext) -> ArtifactStore | None:
+    return ctx.env.artifacts if step.artifacts != "never" else None
+
+
+async def _session(step: BrowserStep, ctx: StepContext) -> BrowserSession:
+    """The run's browser session (one per attempt, shared by its browser steps)."""
+    pool = ctx.env.browser
+    assert pool is not None
+    tracing = _store(step, ctx) is not None
+    return await ctx.resource(
+        BrowserSession, lambda: BrowserSession(pool, ctx.masker, tracing=tracing)
+    )
+
+
+async def _open(session: BrowserSession, step: BrowserStep, pool: BrowserPool) -> Page:
+    try:
+        return await session.open(step.emulation)
+    except BrowserUnavailable as error:
+        raise StepFailed(FailureReason.BROWSER_UNAVAILABLE, str(error)) from None
+    except LookupError as error:
+        raise StepFailed(FailureReason.CONFIG, f"emulation: {error.args[0]}") from None
+    except PlaywrightError as error:
+        raise StepFailed(
+            FailureReason.BROWSER_CRASH, f"could not open a page: {error.message}"
+        ) from None
+
+
+async def _prepare(
+    page: Page, step: BrowserStep, ctx: StepContext, session: BrowserSession
+) -> None:
+    """This step's extra headers and block list (each step states its own)."""
+    headers = ctx.template.render(step.headers)
+    if headers or session.headers_set:
+        await page.set_extra_http_headers(headers)
+        session.headers_set = bool(headers)
+    await page.unroute_all()
+    if step.block:
+        patterns = tuple(step.block)
+
+        async def block(route: Route) -> None:
+            host = urlsplit(route.request.url).hostname or ""
+            if any(fnmatch(host, pattern) for pattern in patterns):
+                await route.abort("blockedbyclient")
+            else:
+                await route.fallback()
+
+        await page.route("**/*", block)
+
+
+def _check_health(step: BrowserStep, session: BrowserSession) -> None:
+    events = session.events
+    if step.fail_on_console_error and events.console_errors:
+        raise StepFailed(
+            FailureReason.CONSOLE_ERROR,
+            f"expected no console errors, got {len(events.console_errors)}, the first: "
+            f"{events.console_errors[0][:300]}",
+        )
+    if step.fail_on_http_error and events.failed_requests:
+        raise StepFailed(
+            FailureReason.HTTP_ERROR,
+            f"expected every request to succeed, {len(events.failed_requests)} failed, the "
+            f"first: {events.failed_requests[0][:300]}",
+        )
+
+
+async def _read_back(session: BrowserSession, ctx: StepContext, deadline: float) -> None:
+    """Timings of the page showing now, and the browser's cookies back into the run's jar."""
+    if session.crashed:
+        return
+    with contextlib.suppress(PlaywrightError, TimeoutError):
+        async with asyncio.timeout_at(deadline):
+            await session.save_cookies(ctx.cookies)
+            phases, vitals = await session.read_timings()
+            for name, seconds in phases.items():
+                ctx.record.set("phases", name, seconds, Unit.SECONDS)
+            for name, value in vitals.items():
+                if name == "cls":
+                    ctx.record.set("cls", "", value, Unit.SCORE)
+                else:
+                    ctx.record.set("vitals", name, value, Unit.SECONDS)

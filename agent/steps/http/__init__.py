@@ -1,0 +1,1 @@
+"""The HTTP step kind: ``model`` (the language side) and ``run`` (httpx)."""

@@ -1,0 +1,63 @@
+"""Takes values out of an HTTP step's reply into the run's variables (``extract``).
+
+Sources: a JSON path, a regular expression (its group 1, or the whole match when it has
+no group), a response header, or a cookie from the run's jar. A value that is not there
+fails the step with reason ``extraction``; a ``secret: true`` value is registered with
+the run's masker before anything can print it. Messages never echo extracted values.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from http.cookiejar import CookieJar
+
+from agent.run.context import StepContext, StepFailed
+from agent.run.results import FailureReason
+from agent.steps.http.model import ExtractRule
+from agent.steps.http.reply import Reply
+
+__all__ = ["extract"]
+
+
+def extract(rules: dict[str, ExtractRule], reply: Reply, ctx: StepContext) -> None:
+    """Set ``ctx.variables[name]`` for every rule, in order."""
+    for name, rule in rules.items():
+        value = _value(rule, reply, ctx.cookies)
+        if value is None:
+            message = f"expected to extract {name!r} from {_source(rule)}, found none"
+            raise StepFailed(FailureReason.EXTRACTION, message)
+        if rule.secret:
+            ctx.masker.add(value)
+        ctx.variables[name] = value
+
+
+def _value(rule: ExtractRule, reply: Reply, cookies: CookieJar) -> str | None:
+    if rule.json_path is not None:
+        found, value = reply.json_value(rule.json_path)
+        if not found or value is None:
+            return None
+        if isinstance(value, str):
+            return value
+        return json.dumps(value)  # true, 42, [1]: as JSON, not as Python
+    if rule.regex is not None:
+        match = re.search(rule.regex, reply.text)
+        if match is None:
+            return None
+        value = match.group(1) if match.re.groups else match.group(0)
+        return None if value is None else str(value)  # an optional group may not take part
+    if rule.header is not None:
+        header: str | None = reply.headers.get(rule.header)
+        return header
+    assert rule.cookie is not None  # the model requires exactly one source
+    return next((c.value for c in cookies if c.name == rule.cookie and c.value is not None), None)
+
+
+def _source(rule: ExtractRule) -> str:
+    if rule.json_path is not None:
+        return f"JSON path {rule.json_path}"
+    if rule.regex is not None:
+        return f"the body with regex {rule.regex!r}"
+    if rule.header is not None:
+        return f"header {rule.header}"
+    return f"cookie {rule.cookie}"

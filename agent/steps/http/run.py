@@ -1,0 +1,147 @@
+"""Runs an HTTP step with httpx: render, send (following redirects hop by hop), read the
+body up to its cap, time it from trace events, then check ``expect`` and run ``extract``.
+
+Library errors become failure reasons in :mod:`agent.steps.http.errors`, here and only
+here. Measurements land on ``ctx.record`` as they are made, so a failed step keeps them.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from typing import Any
+
+import httpx
+
+from agent.run.context import StepContext, StepFailed
+from agent.run.results import FailureReason
+from agent.run.tls import TlsConfigError
+from agent.steps.http.body import read_capped, too_large
+from agent.steps.http.errors import transport_failure
+from agent.steps.http.expect import check
+from agent.steps.http.extract import extract
+from agent.steps.http.model import HttpRequest, HttpStep
+from agent.steps.http.reply import Reply
+from agent.steps.http.session import HttpSession, open_session
+from agent.steps.http.timing import HopTimer, certificate_expiry
+from agent.steps.kind import Unit
+
+__all__ = ["run"]
+
+
+async def run(step: HttpStep, ctx: StepContext) -> None:
+    request_spec = step.http
+    verify = ctx.template.render(request_spec.verify)
+    session = await ctx.resource(HttpSession, lambda: open_session(ctx.env.tls, ctx.cookies))
+    try:
+        client = session.client(verify)
+    except TlsConfigError as error:
+        raise StepFailed(FailureReason.CONFIG, str(error)) from None
+    try:
+        request = _build_request(client, request_spec, ctx)
+    except httpx.InvalidURL as error:
+        raise StepFailed(FailureReason.CONFIG, f"invalid URL: {error}") from None
+    reply = await _exchange(client, session, request, request_spec, ctx)
+    check(step.expect, reply, ctx.template)
+    extract(step.extract, reply, ctx)
+
+
+def _build_request(client: httpx.AsyncClient, spec: HttpRequest, ctx: StepContext) -> httpx.Request:
+    render = ctx.template.render
+    headers = render(spec.headers)
+    if spec.auth is not None:
+        headers["Authorization"] = _authorization(render(spec.auth.model_dump()))
+    body: dict[str, Any] = {}
+    if spec.json_body is not None:
+        body["json"] = render(spec.json_body)
+    elif spec.form is not None:
+        body["data"] = render(spec.form)
+    elif spec.body is not None:
+        body["content"] = render(spec.body).encode()
+    url = httpx.URL(render(spec.url))
+    if spec.query:
+        # added to the URL's own query: httpx's params= would replace it
+        url = url.copy_merge_params(render(spec.query))
+    return client.build_request(
+        spec.method,
+        url,
+        headers=headers,
+        timeout=httpx.Timeout(ctx.remaining()),  # inactivity; the runner bounds the total
+        **body,
+    )
+
+
+def _authorization(auth: dict[str, Any]) -> str:
+    if auth["bearer"] is not None:
+        return f"Bearer {auth['bearer']}"
+    basic = auth["basic"]
+    pair = f"{basic['user']}:{basic['password']}".encode()
+    return f"Basic {base64.b64encode(pair).decode('ascii')}"
+
+
+async def _exchange(
+    client: httpx.AsyncClient,
+    session: HttpSession,
+    request: httpx.Request,
+    spec: HttpRequest,
+    ctx: StepContext,
+) -> Reply:
+    """Send ``request`` and follow its redirects; the reply to the last hop."""
+    for hop in range(spec.max_redirects + 1):
+        timer = HopTimer()
+        request.extensions = {**request.extensions, "trace": timer.trace}
+        traceparent = ctx.traceparent(secrets.token_hex(8))  # a fresh span per request
+        if traceparent is not None:
+            request.headers["traceparent"] = traceparent
+        try:
+            response, body = await _send(client, request, spec.max_body, timer)
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            raise transport_failure(error, request.url) from None
+        finally:
+            _record_hop(timer, request.url, session, ctx)
+        ctx.record.set("status_code", "", response.status_code, Unit.CODE)
+        if not (spec.follow_redirects and response.next_request is not None):
+            return Reply(response, body, ctx.record.duration)
+        if hop == spec.max_redirects:
+            break
+        request = response.next_request
+    raise StepFailed(
+        FailureReason.PROTOCOL,
+        f"expected at most {spec.max_redirects} redirects, got more (last to {request.url})",
+    )
+
+
+async def _send(
+    client: httpx.AsyncClient, request: httpx.Request, max_body: int, timer: HopTimer
+) -> tuple[httpx.Response, bytes]:
+    """One request; its body read up to ``max_body`` bytes and never further."""
+    response = await client.send(request, stream=True)
+    try:
+        declared = response.headers.get("content-length", "")
+        # a HEAD reply declares the length of a body it does not send
+        if request.method != "HEAD" and declared.isdigit() and int(declared) > max_body:
+            raise too_large(max_body, f"Content-Length {declared}")
+        return response, await read_capped(response, max_body)
+    finally:
+        timer.body_done()
+        await response.aclose()  # a body not read to its end closes the connection
+
+
+def _record_hop(timer: HopTimer, url: httpx.URL, session: HttpSession, ctx: StepContext) -> None:
+    """Add a hop's duration, phases and certificate expiry to the step's record."""
+    hop_total = timer.total()
+    if hop_total is not None:  # redirect hops add up
+        ctx.record.duration = (ctx.record.duration or 0.0) + hop_total
+    for phase, seconds in timer.phases().items():
+        ctx.record.add("phases", phase, seconds, Unit.SECONDS)
+    if url.scheme != "https":
+        return
+    origin = f"{url.host}:{url.port or 443}"
+    if timer.peer_certificate:
+        session.cert_expiry[origin] = certificate_expiry(timer.peer_certificate)
+    expiry = session.cert_expiry.get(origin)
+    if expiry is not None:
+        # the certificate that expires first is the one that breaks the journey first
+        current = ctx.record.get("cert_expiry")
+        earliest = expiry if current is None else min(current, expiry)
+        ctx.record.set("cert_expiry", "", earliest, Unit.TIMESTAMP)

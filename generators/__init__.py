@@ -1,0 +1,1 @@
+"""From journey files to other files (never from results): Prometheus rules."""
