@@ -2,27 +2,31 @@
 
 Each subcommand is one small handler here that calls into the module doing the work.
 Exit status: 0 all good, 1 a journey failed, 2 unusable input.
+
+Only the journey language is imported up front. The running agent (``agent.app``:
+httpx, Playwright, aiohttp, prometheus-client), the demo, the logging setup and asyncio
+are imported by the handlers that use them, so ``validate``, ``schema`` and ``rules``
+never load a browser stack (``tests/test_import_rules.py``, ``bench/cli_startup.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from agent.app import Settings, run_agent, run_once
-from agent.demo.command import run_demo
 from agent.language.loader import LoadResult, load
 from agent.language.schema import journey_file_schema
-from agent.logconfig import configure_logging
-from agent.schedule.sharding import parse_shard
 from generators.rules import FORMATS, RulesOptions, build, render
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from agent.app import Settings
 
 __all__ = ["main"]
 
@@ -120,6 +124,9 @@ def _agent_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    from agent.app import Settings
+    from agent.schedule.sharding import parse_shard
+
     values: dict[str, Any] = {
         "paths": tuple(Path(p) for p in args.paths),
         "location": args.location,
@@ -143,6 +150,11 @@ def _print_problems(result: LoadResult, out: TextIO) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from agent.app import run_agent, run_once
+    from agent.logconfig import configure_logging
+
     configure_logging(json=args.log_format == "json", level=args.log_level)
     try:
         settings = _settings(args)
@@ -162,6 +174,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from agent.demo.command import run_demo
+    from agent.logconfig import configure_logging
+
     configure_logging(json=args.log_format == "json", level="error")  # the live view speaks
     settings = _settings(args, console=sys.stdout)
     return _until_signalled(lambda stop: run_demo(settings, stop, shop_port=args.shop_port))
@@ -169,6 +184,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> int:
     """Run ``main`` until SIGTERM or SIGINT sets its stop event; then exit 0."""
+    import asyncio
+    import signal
 
     async def wrapper() -> None:
         stop = asyncio.Event()

@@ -47,3 +47,65 @@ def test_every_measure_is_an_exported_family() -> None:
             if measure.kind == "histogram":
                 assert measure.buckets
                 assert list(measure.buckets) == sorted(measure.buckets)
+
+
+# One example of each browser action; typed values hold TYPED, which no description shows.
+_ACTION_EXAMPLES = {
+    "goto": {"url": "${base}/cart", "wait_until": "commit"},
+    "click": "#pay",
+    "fill": {"#card": "TYPED"},
+    "select": {"#size": ["TYPED"]},
+    "check": "#terms",
+    "uncheck": "#newsletter",
+    "press": {"#search": "TYPED"},
+    "hover": "text=Menu",
+    "wait_for": {"selector": "#done", "state": "attached"},
+    "upload": {"#file": "TYPED.pdf"},
+    "extract": {"order": {"selector": "#order", "regex": "TYPED (\\d+)"}},
+    "expect_text": {"text": "Thank you", "selector": "#message"},
+    "expect_visible": "#receipt",
+    "expect_hidden": "#spinner",
+    "expect_url": "/thanks",
+    "expect_title": "Receipt",
+    "expect_count": {"selector": ".line", "count": 2},
+}
+
+
+def test_every_browser_action_has_a_handler_a_description_and_a_doc_row() -> None:
+    """Each browser action parses to its own model with a name and a description that
+    shows no typed value, has exactly one run-side handler and a row in
+    docs/browser-steps.md; no handler or doc row names an action that does not exist."""
+    import re
+    from pathlib import Path
+
+    from agent.steps.browser.actions import HANDLERS
+    from agent.steps.browser.model import ACTION_NAMES, ACTIONS, BrowserStep
+
+    names = [action.action_name for action in ACTIONS]
+    assert names == list(ACTION_NAMES)
+    assert len(set(names)) == len(names)
+    assert sorted(_ACTION_EXAMPLES) == sorted(names), "an example per action, above"
+
+    no_handler = [action.__name__ for action in ACTIONS if action not in HANDLERS]
+    no_action = [getattr(model, "__name__", model) for model in HANDLERS if model not in ACTIONS]
+    assert no_handler == [], "actions without a handler in agent/steps/browser/actions.py"
+    assert no_action == [], "handlers of no action in agent/steps/browser/model.py ACTIONS"
+
+    step = BrowserStep.model_validate(
+        {"name": "buy", "browser": [{name: value} for name, value in _ACTION_EXAMPLES.items()]}
+    )
+    for name, action in zip(_ACTION_EXAMPLES, step.browser, strict=True):
+        assert type(action).action_name == name
+        description = action.describe()
+        assert description.startswith(name), description
+        assert "TYPED" not in description, description
+
+    docs = Path(__file__).parent.parent / "docs" / "browser-steps.md"
+    table = docs.read_text(encoding="utf-8").split("\n## Actions\n")[1].split("\n## ")[0]
+    documented = [
+        name
+        for row in table.splitlines()
+        if row.startswith("| `")
+        for name in re.findall(r"`([a-z_]+)`", row.split("|")[1])
+    ]
+    assert sorted(documented) == sorted(names), "a row per action in docs/browser-steps.md"

@@ -4,13 +4,14 @@ Every action gets Playwright's timeout from the step's remaining budget, so Play
 reports what it was waiting for before the runner's deadline cuts the step off. A
 failure says what was expected, what the page showed, and where (the page's URL).
 Values typed by ``fill`` never appear in a message: the selector does, the text not.
+Each action model has one handler here, in :data:`HANDLERS`, keyed by the model.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from agent.run.context import StepContext, StepFailed
 from agent.run.results import FailureReason
 from agent.steps.browser.model import (
     Action,
+    BrowserAction,
     Check,
     Click,
     ExpectCountAction,
@@ -44,7 +46,7 @@ from agent.steps.browser.model import (
 from agent.steps.browser.session import BrowserSession
 from agent.steps.kind import Unit
 
-__all__ = ["Budget", "describe", "perform"]
+__all__ = ["HANDLERS", "Budget", "perform"]
 
 _SHOWN = 200  # characters of page text quoted in a failure message
 _NET_ERROR = re.compile(r"net::ERR_[A-Z_]+")
@@ -68,7 +70,7 @@ async def perform(
     action: Action, page: Page, ctx: StepContext, session: BrowserSession, budget: Budget
 ) -> None:
     """Do one action; raise StepFailed with a reason when it did not happen."""
-    handler, on_timeout = _HANDLERS[type(action)]
+    handler, on_timeout = HANDLERS[type(action)]
     if isinstance(action, WaitFor) and (action.wait_for.selector or action.wait_for.text):
         on_timeout = FailureReason.ELEMENT_NOT_FOUND
     allowed = budget.ms / 1000
@@ -83,20 +85,9 @@ async def perform(
         raise _failure(_described(action, ctx), page, session, error) from None
 
 
-def describe(action: Action) -> str:
-    """The action in words, without any typed value: ``click '#pay'``, ``fill '#card'``."""
-    name, value = next(iter(action.model_dump(by_alias=True).items()))
-    if isinstance(value, dict) and name in ("fill", "select", "upload", "press", "extract"):
-        return f"{name} {', '.join(repr(k) for k in value)}"
-    if isinstance(value, dict):
-        shown = value.get("url") or value.get("selector") or value.get("text") or ""
-        return f"{name} {shown!r}" if shown else name
-    return f"{name} {value!r}"
-
-
 def _described(action: Action, ctx: StepContext) -> str:
     """The action in words with its templates resolved (the runner masks any secret)."""
-    return ctx.template.render(describe(action))
+    return ctx.template.render(action.describe())
 
 
 def _failure(what: str, page: Page, session: BrowserSession, error: PlaywrightError) -> StepFailed:
@@ -348,7 +339,7 @@ def _quote(text: str) -> str:
 
 
 _ELEMENT, _TIMEOUT = FailureReason.ELEMENT_NOT_FOUND, FailureReason.TIMEOUT
-_HANDLERS: dict[type[Any], tuple[Handler, FailureReason]] = {
+HANDLERS: Mapping[type[BrowserAction], tuple[Handler, FailureReason]] = {
     Goto: (_goto, _TIMEOUT),
     Click: (_click, _ELEMENT),
     Fill: (_fill, _ELEMENT),

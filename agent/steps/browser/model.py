@@ -5,12 +5,18 @@ VALUE}``, ``expect_text: TEXT`` ...). Selectors are Playwright's (``#id``, ``tex
 ``role=button[name="Pay"]``). Values may use ``${...}`` templates; a ``fill`` value that
 contains a secret is typed but never shown. Step options (emulation, block list,
 ``fail_on_*``, artifacts) sit next to the ``browser:`` list.
+
+An action is declared once, as a :class:`BrowserAction` model listed in :data:`ACTIONS`:
+its one field is its key, its ``describe()`` its words in failure messages. The parsing
+union and the list of names are built from that tuple; the run side keeps one handler
+per model (``actions.py``), and ``tests/test_step_registry.py`` checks they agree.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
@@ -19,11 +25,13 @@ from agent.language.fields import ByteSize, Duration, StrictModel
 from agent.steps.kind import Aggregate, Measure, StepBase, StepKind
 
 __all__ = [
+    "ACTIONS",
     "ACTION_NAMES",
     "CLS_BUCKETS",
     "KIND",
     "VITAL_BUCKETS",
     "Action",
+    "BrowserAction",
     "BrowserOptions",
     "BrowserStep",
     "Emulation",
@@ -39,50 +47,88 @@ __all__ = [
 _Selector = Annotated[str, Field(min_length=1)]
 
 
+class BrowserAction(StrictModel):
+    """One action: a one-key mapping whose key, the model's only field, is its name."""
+
+    action_name: ClassVar[str]  # the action's key in YAML, taken from its one field
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if len(cls.model_fields) != 1:
+            raise TypeError(f"{cls.__name__}: an action has exactly one field, its key")
+        cls.action_name = next(iter(cls.model_fields))
+
+    def describe(self) -> str:
+        """The action in words, without any typed value: ``click '#pay'``, ``fill '#card'``
+        (failure messages show it with its templates resolved)."""
+        return f"{self.action_name} {getattr(self, self.action_name)!r}"
+
+
+def _targets(name: str, keys: Iterable[str]) -> str:
+    """An action on several targets, named by its keys only (never the values typed)."""
+    return f"{name} {', '.join(repr(key) for key in keys)}"
+
+
 class GotoOptions(StrictModel):
     url: str = Field(min_length=1)
     wait_until: Literal["load", "domcontentloaded", "networkidle", "commit"] = "load"
 
 
-class Goto(StrictModel):
+class Goto(BrowserAction):
     goto: str | GotoOptions = Field(description="URL to open, or {url, wait_until}")
 
     @property
     def options(self) -> GotoOptions:
         return self.goto if isinstance(self.goto, GotoOptions) else GotoOptions(url=self.goto)
 
+    def describe(self) -> str:
+        url = self.goto.url if isinstance(self.goto, GotoOptions) else self.goto
+        return f"{self.action_name} {url!r}"
 
-class Click(StrictModel):
+
+class Click(BrowserAction):
     click: _Selector
 
 
-class Fill(StrictModel):
+class Fill(BrowserAction):
     fill: dict[str, str] = Field(
         min_length=1, description="Selector -> text typed; a value with a secret is never shown"
     )
 
+    def describe(self) -> str:
+        return _targets(self.action_name, self.fill)
 
-class Select(StrictModel):
+
+class Select(BrowserAction):
     select: dict[str, str | list[str]] = Field(
         min_length=1, description="Selector of a <select> -> option value or label (or a list)"
     )
 
+    def describe(self) -> str:
+        return _targets(self.action_name, self.select)
 
-class Check(StrictModel):
+
+class Check(BrowserAction):
     check: _Selector
 
 
-class Uncheck(StrictModel):
+class Uncheck(BrowserAction):
     uncheck: _Selector
 
 
-class Press(StrictModel):
+class Press(BrowserAction):
     press: str | dict[str, str] = Field(
         description="A key for the focused element (Enter), or selector -> key"
     )
 
+    def describe(self) -> str:
+        if isinstance(self.press, dict):
+            return _targets(self.action_name, self.press)
+        return super().describe()
 
-class Hover(StrictModel):
+
+class Hover(BrowserAction):
     hover: _Selector
 
 
@@ -105,14 +151,22 @@ class WaitForOptions(StrictModel):
         return self
 
 
-class WaitFor(StrictModel):
+class WaitFor(BrowserAction):
     wait_for: WaitForOptions
 
+    def describe(self) -> str:
+        target = self.wait_for
+        shown = target.url or target.selector or target.text  # none for network_idle
+        return f"{self.action_name} {shown!r}" if shown else self.action_name
 
-class Upload(StrictModel):
+
+class Upload(BrowserAction):
     upload: dict[str, str | list[str]] = Field(
         min_length=1, description="Selector of a file input -> fixture file path(s)"
     )
+
+    def describe(self) -> str:
+        return _targets(self.action_name, self.upload)
 
 
 class ExtractFromPage(StrictModel):
@@ -134,8 +188,11 @@ class ExtractFromPage(StrictModel):
         return value
 
 
-class Extract(StrictModel):
+class Extract(BrowserAction):
     extract: dict[str, ExtractFromPage] = Field(min_length=1, description="Variable -> source")
+
+    def describe(self) -> str:
+        return _targets(self.action_name, self.extract)
 
     @field_validator("extract")
     @classmethod
@@ -151,7 +208,7 @@ class ExpectText(StrictModel):
     selector: str | None = Field(default=None, description="Where to look (default: the page)")
 
 
-class ExpectTextAction(StrictModel):
+class ExpectTextAction(BrowserAction):
     expect_text: str | ExpectText = Field(description="Text the page (or selector) contains")
 
     @property
@@ -159,20 +216,24 @@ class ExpectTextAction(StrictModel):
         value = self.expect_text
         return value if isinstance(value, ExpectText) else ExpectText(text=value)
 
+    def describe(self) -> str:
+        shown = self.options.selector or self.options.text  # where to look, else the text
+        return f"{self.action_name} {shown!r}"
 
-class ExpectVisible(StrictModel):
+
+class ExpectVisible(BrowserAction):
     expect_visible: _Selector
 
 
-class ExpectHidden(StrictModel):
+class ExpectHidden(BrowserAction):
     expect_hidden: _Selector
 
 
-class ExpectUrl(StrictModel):
+class ExpectUrl(BrowserAction):
     expect_url: str = Field(min_length=1, description="Text the page's URL contains")
 
 
-class ExpectTitle(StrictModel):
+class ExpectTitle(BrowserAction):
     expect_title: str = Field(min_length=1, description="Text the page's title contains")
 
 
@@ -181,29 +242,33 @@ class ExpectCount(StrictModel):
     count: int = Field(ge=0)
 
 
-class ExpectCountAction(StrictModel):
+class ExpectCountAction(BrowserAction):
     expect_count: ExpectCount
 
+    def describe(self) -> str:
+        return f"{self.action_name} {self.expect_count.selector!r}"
 
-_ACTIONS: dict[str, type[StrictModel]] = {
-    "goto": Goto,
-    "click": Click,
-    "fill": Fill,
-    "select": Select,
-    "check": Check,
-    "uncheck": Uncheck,
-    "press": Press,
-    "hover": Hover,
-    "wait_for": WaitFor,
-    "upload": Upload,
-    "extract": Extract,
-    "expect_text": ExpectTextAction,
-    "expect_visible": ExpectVisible,
-    "expect_hidden": ExpectHidden,
-    "expect_url": ExpectUrl,
-    "expect_title": ExpectTitle,
-    "expect_count": ExpectCountAction,
-}
+
+ACTIONS: tuple[type[BrowserAction], ...] = (
+    Goto,
+    Click,
+    Fill,
+    Select,
+    Check,
+    Uncheck,
+    Press,
+    Hover,
+    WaitFor,
+    Upload,
+    Extract,
+    ExpectTextAction,
+    ExpectVisible,
+    ExpectHidden,
+    ExpectUrl,
+    ExpectTitle,
+    ExpectCountAction,
+)
+_ACTIONS = {action.action_name: action for action in ACTIONS}
 ACTION_NAMES = tuple(_ACTIONS)
 
 
@@ -211,33 +276,20 @@ def _action_kind(value: Any) -> str | None:
     """An action is a mapping with exactly one key, the action's name."""
     if isinstance(value, dict):
         return next(iter(value)) if len(value) == 1 and next(iter(value)) in _ACTIONS else None
-    return next((name for name, model in _ACTIONS.items() if isinstance(value, model)), None)
+    return value.action_name if isinstance(value, BrowserAction) else None
 
 
-Action = Annotated[
-    Annotated[Goto, Tag("goto")]
-    | Annotated[Click, Tag("click")]
-    | Annotated[Fill, Tag("fill")]
-    | Annotated[Select, Tag("select")]
-    | Annotated[Check, Tag("check")]
-    | Annotated[Uncheck, Tag("uncheck")]
-    | Annotated[Press, Tag("press")]
-    | Annotated[Hover, Tag("hover")]
-    | Annotated[WaitFor, Tag("wait_for")]
-    | Annotated[Upload, Tag("upload")]
-    | Annotated[Extract, Tag("extract")]
-    | Annotated[ExpectTextAction, Tag("expect_text")]
-    | Annotated[ExpectVisible, Tag("expect_visible")]
-    | Annotated[ExpectHidden, Tag("expect_hidden")]
-    | Annotated[ExpectUrl, Tag("expect_url")]
-    | Annotated[ExpectTitle, Tag("expect_title")]
-    | Annotated[ExpectCountAction, Tag("expect_count")],
-    Discriminator(
-        _action_kind,
-        custom_error_type="browser_action",
-        custom_error_message=f"an action is one key of: {', '.join(ACTION_NAMES)}",
-    ),
-]
+if TYPE_CHECKING:
+    Action = BrowserAction
+else:  # one branch per action, tagged with its key
+    Action = Annotated[
+        Union[tuple(Annotated[action, Tag(action.action_name)] for action in ACTIONS)],  # noqa: UP007
+        Discriminator(
+            _action_kind,
+            custom_error_type="browser_action",
+            custom_error_message=f"an action is one key of: {', '.join(ACTION_NAMES)}",
+        ),
+    ]
 
 
 class Viewport(StrictModel):
