@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import structlog
 from prometheus_client import CollectorRegistry, Histogram
@@ -29,9 +29,10 @@ from agent.run.runner import run_journey
 from agent.schedule.reload import Reloader
 from agent.schedule.scheduler import Scheduler
 from agent.schedule.sharding import Shard
-from agent.serve.server import start_server
+from agent.serve.server import Readiness, start_server
 from exporters.base import Exporter
 from exporters.console import ConsoleExporter
+from exporters.fanout import Fanout
 from exporters.junit import write_junit
 from exporters.logs import LogExporter
 from exporters.prometheus import PrometheusExporter
@@ -95,17 +96,20 @@ async def run_once(
     environ: Mapping[str, str] | None = None,
 ) -> list[RunResult]:
     """Run each journey once (bounded concurrency), print the table, write JUnit."""
-    logs = LogExporter(structlog.get_logger("journeyman"), settings.location)
+    log = structlog.get_logger("journeyman")
+    logs = LogExporter(log, settings.location)
+    fanout = Fanout({"logs": logs}, registry=CollectorRegistry(), logger=log)
     limit = asyncio.Semaphore(settings.max_concurrency)
-    async with run_environment(settings, os.environ if environ is None else environ) as env:
+    environ = os.environ if environ is None else environ
+    async with fanout, run_environment(settings, environ) as env:
 
         async def one(journey: Journey) -> RunResult:
             async with limit:
-                return await run_journey(journey, env)
+                result = await run_journey(journey, env)
+            fanout.export(result)
+            return result
 
         results = list(await asyncio.gather(*(one(journey) for journey in journeys)))
-    for result in results:
-        logs.export(result)
     out.write(format_table(results))
     if junit is not None:
         write_junit(results, junit)
@@ -118,64 +122,94 @@ async def run_agent(
     *,
     environ: Mapping[str, str] | None = None,
     on_listening: Callable[[str], None] | None = None,
+    extra_exporters: Mapping[str, Exporter] | None = None,
 ) -> None:
-    """Run every journey on its schedule, serve /metrics, reload on change, until ``stop``."""
+    """Run every journey on its schedule, serve /metrics, reload on change, until ``stop``.
+
+    The server comes first and goes last, so /healthz answers throughout and /readyz says
+    ``starting`` until the exporters are started and the first load is scheduled, then
+    ``shutting down`` from ``stop`` on. Exporters close after the scheduler's shutdown,
+    so runs it cut off reach them. ``on_listening(url)`` is called as soon as the server
+    listens; ``extra_exporters`` are fed besides the built-in ones.
+    """
     environ = dict(os.environ if environ is None else environ)
     log = structlog.get_logger("journeyman").bind(location=settings.location)
     registry = CollectorRegistry()
     prometheus = PrometheusExporter(registry, settings.location)
     board = StatusBoard()
-    exporters: list[Exporter] = [prometheus, board, LogExporter(log, settings.location)]
-    if settings.console is not None:
-        exporters.append(ConsoleExporter(settings.console))
-
-    def export(result: RunResult) -> None:
-        for exporter in exporters:
-            exporter.export(result)
-
-    async with run_environment(settings, environ, registry) as env:
-        scheduler = Scheduler(
-            run=lambda journey, ids: run_journey(journey, env, ids),
-            export=export,
-            registry=registry,
-            logger=log,
-            max_concurrency=settings.max_concurrency,
-            shard=settings.shard,
-            location=settings.location,
-        )
-
-        def apply(journeys: Sequence[Journey], catalog: Catalog | None) -> None:
-            scheduler.catalog = catalog
-            update = scheduler.update(journeys)
-            prometheus.set_inventory(update.journeys, catalog)
-            board.set_inventory(update.journeys, catalog)
-
-        reloader = Reloader(
-            paths=settings.paths,
-            load=partial(load, environ=environ),
-            apply=apply,
-            registry=registry,
-            logger=log,
-        )
-        reloader.reload()
-        server = await start_server(
-            settings.listen,
-            metrics=prometheus,
-            board=board,
-            ready=lambda: True,  # serving starts after the first load and scheduling
-            location=settings.location,
-        )
-        log.info("agent_started", url=server.url, journeys=len(scheduler.journeys))
+    exporters = _exporters(settings, log, prometheus, board, extra_exporters or {})
+    fanout = Fanout(exporters, registry=registry, logger=log)
+    readiness = Readiness()
+    server = await start_server(
+        settings.listen,
+        metrics=prometheus,
+        board=board,
+        ready=readiness,
+        location=settings.location,
+    )
+    try:
         if on_listening is not None:
             on_listening(server.url)
-        watch = asyncio.create_task(reloader.watch())
-        try:
-            await stop.wait()
-        finally:
-            log.info("agent_stopping", grace_seconds=settings.grace)
-            watch.cancel()
-            with suppress(asyncio.CancelledError):
-                await watch
-            await scheduler.shutdown(settings.grace)
-            await server.close()
-            log.info("agent_stopped")
+        async with fanout, run_environment(settings, environ, registry) as env:
+            scheduler = Scheduler(
+                run=lambda journey, ids: run_journey(journey, env, ids),
+                export=fanout.export,
+                registry=registry,
+                logger=log,
+                max_concurrency=settings.max_concurrency,
+                shard=settings.shard,
+                location=settings.location,
+            )
+
+            def apply(journeys: Sequence[Journey], catalog: Catalog | None) -> None:
+                scheduler.catalog = catalog
+                update = scheduler.update(journeys)
+                prometheus.set_inventory(update.journeys, catalog)
+                board.set_inventory(update.journeys, catalog)
+
+            reloader = Reloader(
+                paths=settings.paths,
+                load=partial(load, environ=environ),
+                apply=apply,
+                registry=registry,
+                logger=log,
+            )
+            watch: asyncio.Task[None] | None = None
+            try:
+                reloader.reload()
+                readiness.set_ready()
+                log.info("agent_started", url=server.url, journeys=len(scheduler.journeys))
+                watch = asyncio.create_task(reloader.watch())
+                await stop.wait()
+            finally:
+                readiness.set_shutting_down()
+                log.info("agent_stopping", grace_seconds=settings.grace)
+                if watch is not None:
+                    watch.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await watch
+                await scheduler.shutdown(settings.grace)
+    finally:
+        readiness.set_shutting_down()
+        await server.close()
+        log.info("agent_stopped")
+
+
+def _exporters(
+    settings: Settings,
+    log: Any,
+    prometheus: PrometheusExporter,
+    board: StatusBoard,
+    extra: Mapping[str, Exporter],
+) -> dict[str, Exporter]:
+    """The exporters by name (the name labels their errors): built-in ones, then ``extra``."""
+    exporters: dict[str, Exporter] = {
+        "prometheus": prometheus,
+        "status": board,
+        "logs": LogExporter(log, settings.location),
+    }
+    if settings.console is not None:
+        exporters["console"] = ConsoleExporter(settings.console)
+    if taken := sorted(set(exporters) & set(extra)):
+        raise ValueError(f"exporter names already taken: {', '.join(taken)}")
+    return exporters | dict(extra)

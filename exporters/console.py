@@ -6,13 +6,14 @@ import time
 from typing import TextIO
 
 from agent.run.results import RunResult
+from exporters.base import NoLifecycle
 
 __all__ = ["ConsoleExporter"]
 
 _MESSAGE_WIDTH = 90
 
 
-class ConsoleExporter:
+class ConsoleExporter(NoLifecycle):
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
 

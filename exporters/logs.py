@@ -10,11 +10,12 @@ from typing import Any
 
 from agent.run.results import Measurement, RunResult, StepResult
 from agent.steps.kind import Unit
+from exporters.base import NoLifecycle
 
 __all__ = ["LogExporter"]
 
 
-class LogExporter:
+class LogExporter(NoLifecycle):
     def __init__(self, logger: Any, location: str) -> None:
         self._log = logger.bind(location=location)
 

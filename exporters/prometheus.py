@@ -29,6 +29,7 @@ from agent import __version__
 from agent.language.catalog import Catalog
 from agent.language.model import Journey
 from agent.run.results import RunResult
+from exporters.base import NoLifecycle
 from exporters.prometheus_series import (
     DURATION_BUCKETS,
     SPECS,
@@ -77,7 +78,7 @@ def _pieces(text: str) -> list[str]:
     return ["".join(lines) for lines in pieces]
 
 
-class PrometheusExporter:
+class PrometheusExporter(NoLifecycle):
     """Journey and business-process series on ``registry``, for one agent ``location``."""
 
     def __init__(

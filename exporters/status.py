@@ -18,6 +18,7 @@ from html import escape
 from agent.language.catalog import Catalog
 from agent.language.model import Journey
 from agent.run.results import Outcome, RunResult
+from exporters.base import NoLifecycle
 
 __all__ = ["JourneyStatus", "ProcessStatus", "StatusBoard", "render_page"]
 
@@ -44,7 +45,7 @@ class ProcessStatus:
     journeys: tuple[JourneyStatus, ...]
 
 
-class StatusBoard:
+class StatusBoard(NoLifecycle):
     """Keeps the last run of each loaded journey; results of other journeys are ignored."""
 
     def __init__(self) -> None:

@@ -341,9 +341,11 @@ async def test_update_adds_replaces_keeping_phase_and_removes(
 async def test_runner_or_exporter_crash_never_stops_the_schedule(
     registry: CollectorRegistry,
 ) -> None:
-    """A runner that raises yields an internal failure; an exporter that raises is logged."""
+    """A runner that raises yields an internal failure; an exporter that raises is logged
+    with the exception (for its traceback)."""
     clock = VirtualClock()
     seen: list[RunResult] = []
+    captured = structlog.testing.CapturingLogger()
 
     async def broken_run(j: Journey, ids: RunIds) -> RunResult:
         raise ValueError("boom")
@@ -357,13 +359,16 @@ async def test_runner_or_exporter_crash_never_stops_the_schedule(
         run=broken_run,
         export=flaky_export,
         registry=registry,
-        logger=capturing_logger(),
+        logger=structlog.wrap_logger(captured, processors=[]),
         clock=clock,
     )
     scheduler.update([journey("checkout")])
     await clock.advance(30)
     assert len(seen) == 3
     assert {(r.outcome, r.reason) for r in seen} == {(Outcome.FAILURE, FailureReason.INTERNAL)}
+    (failed,) = [c.kwargs for c in captured.calls if c.kwargs["event"] == "export_failed"]
+    assert failed["error"] == "RuntimeError('exporter bug')"
+    assert isinstance(failed["exc_info"], RuntimeError)
     await scheduler.shutdown(0)
 
 

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
+from test_exporters import Lifecycle
 from test_prometheus_samples import catalog, checkout, partner_order, results
+from test_scheduler import ids_near_zero_phase
 
-from agent.serve.server import RunningServer, parse_listen, start_server
+from agent.app import Settings, run_agent
+from agent.run.results import Outcome
+from agent.serve.server import Readiness, RunningServer, parse_listen, start_server
 from exporters.prometheus import PrometheusExporter
 from exporters.status import StatusBoard
 
 SECRET = "hunter2-Sup3rSecret"
+SLOW = """\
+journey: {id}
+business_process: order-to-cash
+schedule: {{every: 60s, timeout: 40s}}
+steps:
+  - name: slow page
+    http: {{get: "{url}"}}
+"""
 Agent = tuple[RunningServer, StatusBoard, list[bool]]  # the server, its board, its readiness
 
 
@@ -49,6 +63,89 @@ async def test_healthz_answers_and_readyz_follows_the_callable(agent: Agent) -> 
     assert (await _get(server, "/readyz")).status_code == 503
     ready[0] = True
     assert (await _get(server, "/readyz")).status_code == 200
+
+
+async def test_readyz_says_why_it_is_not_ready() -> None:
+    """A Readiness answers 503 "starting", then 200, then 503 "shutting down" for good."""
+    readiness = Readiness()
+    exporter, board = PrometheusExporter(CollectorRegistry(), "here"), StatusBoard()
+    server = await start_server("127.0.0.1:0", metrics=exporter, board=board, ready=readiness)
+    seen = []
+    try:
+        for change in (None, readiness.set_ready, readiness.set_shutting_down, readiness.set_ready):
+            if change is not None:
+                change()
+            response = await _get(server, "/readyz")
+            seen.append((response.status_code, response.text))
+    finally:
+        await server.close()
+    assert seen == [
+        (503, "not ready: starting\n"),
+        (200, "ready\n"),
+        (503, "not ready: shutting down\n"),
+        (503, "not ready: shutting down\n"),
+    ]
+
+
+async def _until(client: httpx.AsyncClient, path: str, status: int, text: str) -> None:
+    """GET ``path`` until it answers ``status`` with a body containing ``text``."""
+    while True:
+        response = await client.get(path)
+        if response.status_code == status and text in response.text:
+            return
+        await asyncio.sleep(0.02)
+
+
+async def test_readyz_follows_a_real_agent_from_starting_to_shutting_down(
+    shop: str, tmp_path: Path
+) -> None:
+    """run_agent over real HTTP: /readyz is 503 "starting" while an exporter starts, 200
+    once journeys are scheduled, 503 "shutting down" from the stop on while a run is cut
+    off and the exporters close; /healthz is 200 throughout; the cut-off run reaches the
+    exporter before its close."""
+    (journey_id,) = ids_near_zero_phase(1)
+    (tmp_path / "slow.yaml").write_text(SLOW.format(id=journey_id, url=f"{shop}/slow?seconds=30"))
+    journal: list[str] = []
+    gates = {"start": asyncio.Event(), "close": asyncio.Event()}
+    gate = Lifecycle("gate", journal, wait=gates)
+    listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+    settings = Settings(paths=(tmp_path,), listen="127.0.0.1:0", grace=0.1)
+    agent = asyncio.create_task(
+        run_agent(
+            settings,
+            stop,
+            environ={},
+            on_listening=listening.set_result,
+            extra_exporters={"gate": gate},
+        )
+    )
+    try:
+        async with asyncio.timeout(30):
+            url = await listening
+            await gate.entered["start"].wait()
+            async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+                assert (await client.get("/healthz")).status_code == 200
+                starting = await client.get("/readyz")
+                assert (starting.status_code, starting.text) == (503, "not ready: starting\n")
+                gates["start"].set()
+                await _until(client, "/readyz", 200, "ready\n")
+                await _until(client, "/metrics", 200, "\njourneyman_runs_in_flight 1.0\n")
+                stop.set()
+                await _until(client, "/readyz", 503, "not ready: shutting down\n")
+                await gate.entered["close"].wait()
+                assert (await client.get("/readyz")).text == "not ready: shutting down\n"
+                assert (await client.get("/healthz")).status_code == 200
+                gates["close"].set()
+            await agent
+    finally:
+        stop.set()
+        for event in gates.values():
+            event.set()
+        await asyncio.wait_for(agent, timeout=10)
+    assert journal == ["gate.start", "gate.start done", "gate.export", "gate.close",
+                       "gate.close done"]  # fmt: skip
+    assert [(r.journey, r.outcome) for r in gate.results] == [(journey_id, Outcome.ABORTED)]
 
 
 async def test_metrics_negotiates_text_or_openmetrics(agent: Agent) -> None:

@@ -84,8 +84,9 @@ class Scheduler:
     """Runs loaded journeys on their schedules until :meth:`shutdown`.
 
     ``run`` is the runner bound to its environment; ``export`` hands a result to every
-    exporter. Must be used from inside the running event loop. ``catalog`` may be
-    replaced (after a reload) by assigning the attribute.
+    exporter (the agent passes :meth:`exporters.fanout.Fanout.export`, which keeps one
+    exporter's error from the others). Must be used from inside the running event loop.
+    ``catalog`` may be replaced (after a reload) by assigning the attribute.
     """
 
     def __init__(
@@ -330,7 +331,9 @@ class Scheduler:
         try:
             self._export(result)
         except Exception as error:  # an exporter bug must not stop the schedule
-            self._log.error("export_failed", journey=result.journey, error=type(error).__name__)
+            self._log.error(
+                "export_failed", journey=result.journey, error=repr(error), exc_info=error
+            )
 
     def _report_crash(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and (error := task.exception()) is not None:

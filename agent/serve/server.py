@@ -3,7 +3,9 @@
 - ``/metrics``: the Prometheus text format, or OpenMetrics when the scraper's Accept
   header asks for ``application/openmetrics-text``.
 - ``/healthz``: 200 while the event loop answers (a liveness probe).
-- ``/readyz``: 200 once ``ready()`` says so (journeys loaded, scheduling started), else 503.
+- ``/readyz``: 200 while ``ready()`` says so, else 503 and why (the agent passes a
+  :class:`Readiness`: ``starting`` until journeys are loaded and scheduled and the
+  exporters started, ``shutting down`` from the moment a stop begins).
 - ``/``: the status page of :mod:`exporters.status`.
 
 The entry point builds the exporter and the board and passes them in;
@@ -14,14 +16,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from aiohttp import web
 
 from exporters.prometheus import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT
 from exporters.status import StatusBoard, render_page
 
-__all__ = ["DEFAULT_PORT", "MetricsSource", "RunningServer", "parse_listen", "start_server"]
+__all__ = [
+    "DEFAULT_PORT",
+    "MetricsSource",
+    "Readiness",
+    "RunningServer",
+    "parse_listen",
+    "start_server",
+]
 
 DEFAULT_PORT = 9464
 _Handler = Callable[[web.Request], Awaitable[web.Response]]
@@ -30,6 +39,28 @@ _Handler = Callable[[web.Request], Awaitable[web.Response]]
 class MetricsSource(Protocol):
     def render(self, openmetrics: bool = False) -> bytes:
         """The exposition text of every metric the agent serves."""
+
+
+class Readiness:
+    """Where the agent is in its life, for ``/readyz``: starting, ready, shutting down.
+
+    Calling it answers True when ready, else why not. Once shutting down it never becomes
+    ready again, so a load balancer stops sending before the agent goes.
+    """
+
+    def __init__(self) -> None:
+        self._state: Literal["starting", "ready", "shutting down"] = "starting"
+
+    def set_ready(self) -> None:
+        """The first load is scheduled and the exporters started (no effect once stopping)."""
+        if self._state == "starting":
+            self._state = "ready"
+
+    def set_shutting_down(self) -> None:
+        self._state = "shutting down"
+
+    def __call__(self) -> bool | str:
+        return True if self._state == "ready" else self._state
 
 
 @dataclass
@@ -56,10 +87,13 @@ async def start_server(
     *,
     metrics: MetricsSource,
     board: StatusBoard,
-    ready: Callable[[], bool],
+    ready: Callable[[], bool | str],
     location: str = "",
 ) -> RunningServer:
-    """Serve the endpoints on ``listen`` (port 0 picks a free port) until ``close()``."""
+    """Serve the endpoints on ``listen`` (port 0 picks a free port) until ``close()``.
+
+    ``ready()`` is True when the agent is ready, else False or the reason it is not.
+    """
     host, port = parse_listen(listen)
     app = web.Application()
     app.router.add_get("/metrics", _metrics_handler(metrics))
@@ -94,11 +128,12 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
 
-def _readyz_handler(ready: Callable[[], bool]) -> _Handler:
+def _readyz_handler(ready: Callable[[], bool | str]) -> _Handler:
     async def handle(request: web.Request) -> web.Response:
-        if ready():
+        state = ready()
+        if state is True:
             return web.Response(text="ready\n")
-        return web.Response(status=503, text="not ready: journeys not loaded or not scheduled\n")
+        return web.Response(status=503, text=f"not ready{f': {state}' if state else ''}\n")
 
     return handle
 
