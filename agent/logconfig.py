@@ -15,15 +15,22 @@ def configure_logging(
     *, json: bool = True, level: str = "info", stream: TextIO | None = None
 ) -> None:
     """JSON lines (for log shippers) or a readable console format, to ``stream`` (stderr)."""
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    # JSON lines carry an exception as a structured traceback, without frame locals (they
+    # may hold a secret); the console prints its own.
+    tracebacks = structlog.processors.ExceptionRenderer(
+        structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+    )
+    renderers: list[structlog.typing.Processor] = (
+        [tracebacks, structlog.processors.JSONRenderer()]
+        if json
+        else [structlog.dev.ConsoleRenderer(colors=False)]
     )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
+            *renderers,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
