@@ -11,8 +11,9 @@ from __future__ import annotations
 from agent.steps.browser.model import KIND as BROWSER
 from agent.steps.http.model import KIND as HTTP
 from agent.steps.kind import StepKind
+from agent.steps.tcp.model import KIND as TCP
 
 __all__ = ["KINDS", "KINDS_BY_NAME"]
 
-KINDS: tuple[StepKind, ...] = (HTTP, BROWSER)
+KINDS: tuple[StepKind, ...] = (HTTP, BROWSER, TCP)
 KINDS_BY_NAME = {kind.name: kind for kind in KINDS}

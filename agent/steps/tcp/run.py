@@ -1,0 +1,275 @@
+"""Runs a TCP step with asyncio streams: connect (and TLS), send, read the reply up to its
+end or its cap, time it from the socket events, then check ``expect`` and run ``extract``.
+
+OS and TLS errors become failure reasons here, and only here, by the phase they
+happened in::
+
+    socket.gaierror                          -> dns
+    OSError while connecting                 -> connect (refused, unreachable)
+    OSError (ssl.SSLError too) in handshake  -> tls
+    ssl.SSLError while sending or reading    -> tls
+    OSError while sending or reading         -> connect (reset)
+    the peer closed before the reply ended   -> protocol
+    the reply ran past read.max_bytes        -> too_large
+    the step's deadline                      -> timeout (the runner cancels the step)
+
+Measurements land on ``ctx.record`` in a ``finally``, so a failed step keeps them. The
+connection is closed however the step ends: politely within a second, at once when that
+fails or when the step is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import ssl
+import time
+
+from cryptography import x509
+
+from agent.language.templating import Template
+from agent.run.context import StepContext, StepFailed
+from agent.run.results import FailureReason
+from agent.run.tls import TlsConfigError
+from agent.steps.kind import Unit
+from agent.steps.tcp.model import TcpExpect, TcpExtract, TcpRead, TcpStep, parse_address
+
+__all__ = ["PHASES", "run"]
+
+# phase -> (event that starts it, event that ends it); with a read they add up to the
+# duration (first_byte holds the send)
+_SPANS = {
+    "connect": ("start", "connected"),
+    "tls": ("connected", "secured"),
+    "first_byte": ("ready", "first_byte"),
+    "read": ("first_byte", "end"),
+}
+PHASES = tuple(_SPANS)
+_CLOSE_TIMEOUT = 1.0  # seconds a polite close (TLS close_notify, buffered bytes) may take
+_CHUNK = 65_536
+_SHOWN_CHARS = 200
+_CONTEXT_CHARS = 60  # shown either side of an unwanted text that was found
+
+
+async def run(step: TcpStep, ctx: StepContext) -> None:
+    spec, render = step.tcp, ctx.template.render
+    address = render(spec.connect)
+    try:
+        host, port = parse_address(address)
+    except ValueError as error:
+        raise StepFailed(FailureReason.CONFIG, f"connect: {error}") from None
+    tls = None
+    if spec.tls:
+        try:
+            tls = ctx.env.tls.get(render(spec.verify))
+        except TlsConfigError as error:
+            raise StepFailed(FailureReason.CONFIG, str(error)) from None
+    payload = render(spec.send).encode() if spec.send is not None else b""
+    until = render(spec.read.until).encode() if spec.read and spec.read.until else None
+    timer = _Timer(address)
+    try:
+        data = await _exchange(host, port, tls, payload, spec.read, until, timer)
+    finally:
+        timer.record(ctx)
+    reply = data.decode("utf-8", errors="replace")
+    _check(step.expect, reply, ctx.record.duration, ctx.template)
+    _extract(step.extract, reply, ctx)
+
+
+class _Timer:
+    """The socket events of one exchange, stamped as they happen; the phase it is in."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where  # HOST:PORT as written, for messages
+        self.phase = "connect"
+        self.marks: dict[str, float] = {}
+        self.certificate: bytes | None = None  # DER, after a TLS handshake
+
+    def mark(self, event: str) -> None:
+        self.marks.setdefault(event, time.perf_counter())
+
+    def ready(self) -> None:
+        """The connection is ready for the exchange: the phases before it end here."""
+        self.marks["ready"] = self.marks.get("secured", self.marks["connected"])
+
+    def phases(self) -> dict[str, float]:
+        """Seconds per phase, for the phases this exchange went through."""
+        return {
+            phase: max(0.0, self.marks[end] - self.marks[start])
+            for phase, (start, end) in _SPANS.items()
+            if start in self.marks and end in self.marks
+        }
+
+    def record(self, ctx: StepContext) -> None:
+        """Phases, the certificate's expiry and, for an exchange that ended (not one cut
+        off by an error or the deadline), the duration from connect to its last event."""
+        for phase, seconds in self.phases().items():
+            ctx.record.set("phases", phase, seconds, Unit.SECONDS)
+        if self.certificate is not None:
+            expiry = x509.load_der_x509_certificate(self.certificate).not_valid_after_utc
+            ctx.record.set("cert_expiry", "", expiry.timestamp(), Unit.TIMESTAMP)
+        if "end" in self.marks:
+            ctx.record.duration = self.marks["end"] - self.marks["start"]
+
+
+async def _exchange(
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None,
+    payload: bytes,
+    read: TcpRead | None,
+    until: bytes | None,
+    timer: _Timer,
+) -> bytes:
+    """Connect, secure, send, read: the reply (empty when ``read`` is None)."""
+    timer.mark("start")
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError as error:
+        raise _failure(error, timer, host) from None
+    try:
+        timer.mark("connected")
+        if tls is not None:
+            timer.phase = "tls"
+            await writer.start_tls(tls, server_hostname=host)
+            timer.mark("secured")
+            # binary_form works with verification off too, unlike the parsed dict
+            timer.certificate = writer.get_extra_info("ssl_object").getpeercert(True)
+        timer.ready()
+        timer.phase = "send"
+        if payload:
+            writer.write(payload)
+            await writer.drain()
+        timer.phase = "read"
+        data = b"" if read is None else await _read(reader, read, until, timer)
+        timer.mark("end")
+        return data
+    except OSError as error:  # ssl.SSLError is one
+        raise _failure(error, timer, host) from None
+    finally:
+        await _close(writer)
+
+
+async def _read(
+    reader: asyncio.StreamReader, spec: TcpRead, until: bytes | None, timer: _Timer
+) -> bytes:
+    """The reply up to ``until``, to ``spec.length`` bytes or to the peer's close, reading
+    never more than one byte past ``spec.max_bytes``."""
+    cap, data = spec.max_bytes, bytearray()
+    while True:
+        room = (spec.length or cap + 1) - len(data)
+        chunk = await reader.read(min(room, _CHUNK))
+        if not chunk:
+            break
+        timer.mark("first_byte")
+        searched = max(len(data) - len(until) + 1, 0) if until else 0
+        data += chunk
+        if until is not None and 0 <= (at := data.find(until, searched)) <= cap - len(until):
+            return bytes(data[: at + len(until)])
+        if len(data) == spec.length:
+            return bytes(data)
+        if len(data) > cap:
+            timer.mark("end")
+            raise StepFailed(
+                FailureReason.TOO_LARGE,
+                f"expected a reply of at most {cap} bytes, got more (stopped reading at "
+                f"{len(data)} bytes): {_excerpt(data.decode('utf-8', errors='replace'))}",
+            )
+    timer.mark("end")
+    if spec.until_close:
+        return bytes(data)
+    wanted = repr(until.decode()) if until is not None else f"{spec.length} bytes"
+    raise StepFailed(
+        FailureReason.PROTOCOL,
+        f"expected {wanted} before {timer.where} closed the connection, got "
+        f"{len(data)} bytes: {_excerpt(data.decode('utf-8', errors='replace'))}",
+    )
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    """Close the connection, politely (buffered bytes, TLS close_notify) within
+    ``_CLOSE_TIMEOUT``, else at once; at once too when cancelled, then re-raise."""
+    writer.close()
+    try:
+        async with asyncio.timeout(_CLOSE_TIMEOUT):
+            await writer.wait_closed()
+    except (TimeoutError, OSError):  # a peer that will not say goodbye, or already gone
+        writer.transport.abort()
+    except asyncio.CancelledError:
+        writer.transport.abort()
+        raise
+
+
+def _failure(error: OSError, timer: _Timer, host: str) -> StepFailed:
+    """The StepFailed that ``error``, raised in ``timer.phase``, stands for."""
+    where, phase = timer.where, timer.phase
+    said = str(error) or type(error).__name__  # a reset mid-handshake says nothing
+    if isinstance(error, socket.gaierror):
+        return StepFailed(FailureReason.DNS, f"expected {host!r} to resolve, got: {said}")
+    if phase == "tls" or isinstance(error, ssl.SSLError):
+        detail = getattr(error, "verify_message", None) or getattr(error, "reason", None)
+        return StepFailed(FailureReason.TLS, f"TLS with {where} failed: {detail or said}")
+    if isinstance(error, TimeoutError):  # the OS gave up (ETIMEDOUT) before the deadline did
+        return StepFailed(
+            FailureReason.TIMEOUT, f"expected an answer from {where}, got a {phase} timeout"
+        )
+    if phase == "connect":
+        return StepFailed(FailureReason.CONNECT, f"expected a connection to {where}, got: {said}")
+    return StepFailed(
+        FailureReason.CONNECT,
+        f"expected {where} to keep the connection open while {phase}ing, got: {said}",
+    )
+
+
+def _check(expect: TcpExpect, reply: str, duration: float | None, template: Template) -> None:
+    """Raise StepFailed (assertion) for the first expectation ``reply`` does not meet."""
+    unmet = _unmet(expect, reply, duration, template)
+    if unmet is not None:
+        raise StepFailed(FailureReason.ASSERTION, unmet)
+
+
+def _unmet(expect: TcpExpect, reply: str, duration: float | None, template: Template) -> str | None:
+    for needle in template.render(_texts(expect.contains)):
+        if needle not in reply:
+            return f"expected the reply to contain {needle!r}, got {_excerpt(reply)}"
+    for needle in template.render(_texts(expect.not_contains)):
+        at = reply.find(needle)
+        if at >= 0:
+            around = reply[max(0, at - _CONTEXT_CHARS) : at + len(needle) + _CONTEXT_CHARS]
+            return f"expected the reply not to contain {needle!r}, found it in {_excerpt(around)}"
+    if expect.matches is not None and re.search(expect.matches, reply) is None:
+        return f"expected the reply to match {expect.matches!r}, got {_excerpt(reply)}"
+    limit = expect.max_duration
+    if limit is not None and duration is not None and duration > limit:
+        return f"expected a duration of at most {limit:g}s, took {duration:.3f}s"
+    return None
+
+
+def _extract(rules: dict[str, TcpExtract], reply: str, ctx: StepContext) -> None:
+    """Set ``ctx.variables[name]`` for every rule, in order; messages never show values."""
+    for name, rule in rules.items():
+        match = re.search(rule.regex, reply)
+        value = None if match is None else match.group(1 if match.re.groups else 0)
+        if value is None:  # no match, or an optional group that took no part
+            raise StepFailed(
+                FailureReason.EXTRACTION,
+                f"expected to extract {name!r} from the reply with regex {rule.regex!r}, "
+                "found none",
+            )
+        if rule.secret:
+            ctx.masker.add(value)
+        ctx.variables[name] = value
+
+
+def _excerpt(text: str) -> str:
+    """``text`` quoted with its control characters escaped (``'220 ready\\r\\n'``), cut."""
+    if not text:
+        return "an empty reply"
+    cut = text[:_SHOWN_CHARS]
+    return repr(cut) + ("..." if len(text) > len(cut) else "")
+
+
+def _texts(value: str | list[str] | None) -> list[str]:
+    """One text or a list of them, as a list."""
+    return [value] if isinstance(value, str) else list(value or ())
