@@ -25,6 +25,8 @@ from agent.language.model import Journey
 from agent.run.context import RunEnvironment, StepContext, StepFailed
 from agent.run.results import FailureReason, Outcome
 from agent.run.runner import run_journey
+from agent.steps.http.model import HttpStep
+from agent.steps.http.run import run as run_http
 from agent.steps.tcp.model import TcpStep
 from agent.steps.tcp.run import PHASES, run
 from exporters.prometheus import PrometheusExporter
@@ -464,3 +466,38 @@ def test_model_imports_no_runtime_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "[]"
+
+
+async def test_tcp_tls_offers_no_alpn_after_an_https_step(
+    tls_files: TlsServerFiles, make_context: ContextFactory
+) -> None:
+    """An HTTPS step before a TCP step does not make the TCP handshake offer HTTP's ALPN
+    (httpcore sets it on the context it is given; the kinds keep separate contexts)."""
+    server = tls_files.issued(
+        datetime.now(UTC) - timedelta(days=1), datetime.now(UTC) + timedelta(days=9)
+    )
+    server.set_alpn_protocols(["http/1.1", "edi"])
+    offered: list[str | None] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await writer.start_tls(server)
+        except (ssl.SSLError, ConnectionError):
+            return
+        offered.append(writer.get_extra_info("ssl_object").selected_alpn_protocol())
+        writer.write(b"220 secure relay\r\n")
+        await writer.drain()
+        writer.close()
+
+    ctx = make_context()
+    verify = str(tls_files.ca_path)
+    async with serving(handler) as address:
+        https = HttpStep.model_validate(
+            {"name": "web", "http": {"get": f"https://{address}/", "verify": verify}}
+        )
+        with pytest.raises(StepFailed):  # the peer does not speak HTTP; ALPN was offered
+            await run_http(https, ctx)
+        await passes(
+            ctx, tcp={"connect": address, "tls": True, "verify": verify, "read": {"until": "\n"}}
+        )
+    assert offered == ["http/1.1", None]

@@ -1,8 +1,10 @@
 """TLS contexts, built once per agent and shared by every run.
 
 Building an SSL context (loading the CA store) costs ~25 ms of CPU; a run must never
-pay that. Contexts are cached by their ``verify`` setting: on, off, or a CA bundle path
-(a PEM file, or a directory of hashed certificates).
+pay that. Contexts are cached by their ``verify`` setting (on, off, or a CA bundle path:
+a PEM file, or a directory of hashed certificates) and by the kind of step that uses them:
+httpcore sets ALPN (``http/1.1``) on the context it is given, which a raw TCP step must not
+offer, so HTTP and TCP steps never share one.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ class TlsContexts:
     """The agent's SSL contexts by verify setting; made by the entry point, passed down."""
 
     def __init__(self) -> None:
-        self._cache: dict[bool | str, ssl.SSLContext] = {}
+        self._cache: dict[tuple[str, bool | str], ssl.SSLContext] = {}
 
-    def get(self, verify: bool | str) -> ssl.SSLContext:
-        context = self._cache.get(verify)
+    def get(self, verify: bool | str, user: str = "http") -> ssl.SSLContext:
+        """The context for ``verify``, private to one kind of ``user`` (http, tcp)."""
+        context = self._cache.get((user, verify))
         if context is None:
             context = _build(verify)
-            self._cache[verify] = context
+            self._cache[user, verify] = context
         return context
 
 

@@ -62,7 +62,7 @@ async def run(step: TcpStep, ctx: StepContext) -> None:
     tls = None
     if spec.tls:
         try:
-            tls = ctx.env.tls.get(render(spec.verify))
+            tls = ctx.env.tls.get(render(spec.verify), user="tcp")
         except TlsConfigError as error:
             raise StepFailed(FailureReason.CONFIG, str(error)) from None
     payload = render(spec.send).encode() if spec.send is not None else b""
