@@ -30,6 +30,7 @@ from agent.schedule.reload import Reloader
 from agent.schedule.scheduler import Scheduler
 from agent.schedule.sharding import Shard
 from agent.serve.server import Readiness, start_server
+from agent.serve.web_config import WebAccess
 from exporters.base import Exporter
 from exporters.console import ConsoleExporter
 from exporters.fanout import Fanout
@@ -54,6 +55,8 @@ class Settings:
     artifacts_dir: Path | None = None
     browser_path: str | None = None
     console: TextIO | None = None  # a live line per run (demo, terminals)
+    web_config: Path | None = None  # --web.config.file: TLS, basic auth, headers
+    protect_probes: bool = False  # basic auth on /healthz and /readyz too
 
 
 # From a free slot in milliseconds to a cold launch (~0.2-1 s) and a saturated pool.
@@ -140,12 +143,16 @@ async def run_agent(
     exporters = _exporters(settings, log, prometheus, board, extra_exporters or {})
     fanout = Fanout(exporters, registry=registry, logger=log)
     readiness = Readiness()
+    access = None
+    if settings.web_config is not None:
+        access = WebAccess(settings.web_config, protect_probes=settings.protect_probes, logger=log)
     server = await start_server(
         settings.listen,
         metrics=prometheus,
         board=board,
         ready=readiness,
         location=settings.location,
+        access=access,
     )
     try:
         if on_listening is not None:

@@ -121,6 +121,16 @@ def _agent_options(parser: argparse.ArgumentParser) -> None:
         "--log-format", choices=["json", "console"], default=env("LOG_FORMAT", "json")
     )
     parser.add_argument("--log-level", default=env("LOG_LEVEL", "info"))
+    parser.add_argument(
+        "--web.config.file", dest="web_config_file", type=Path,
+        default=env("WEB_CONFIG_FILE", "") or None,
+        help="exporter web configuration (TLS, basic auth, headers) for every endpoint",
+    )  # fmt: skip
+    parser.add_argument(
+        "--web.protect-probes", dest="web_protect_probes", action="store_true",
+        default=env("WEB_PROTECT_PROBES", "").strip().lower() not in ("", "0", "false", "no"),
+        help="basic auth on /healthz and /readyz too (default: open, kubelets send none)",
+    )  # fmt: skip
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -137,8 +147,19 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
         "grace": args.grace,
         "artifacts_dir": args.artifacts_dir,
         "browser_path": args.browser_path,
+        "web_config": _web_config(args.web_config_file),
+        "protect_probes": args.web_protect_probes,
     }
     return Settings(**(values | overrides))
+
+
+def _web_config(path: Path | None) -> Path | None:
+    """``path`` once it loads (WebConfigError, a ValueError, says why not in one line)."""
+    if path is not None:
+        from agent.serve.web_config import load_web_config
+
+        load_web_config(path)
+    return path
 
 
 def _print_problems(result: LoadResult, out: TextIO) -> int:
@@ -178,7 +199,11 @@ def _demo(args: argparse.Namespace) -> int:
     from agent.logconfig import configure_logging
 
     configure_logging(json=args.log_format == "json", level="error")  # the live view speaks
-    settings = _settings(args, console=sys.stdout)
+    try:
+        settings = _settings(args, console=sys.stdout)
+    except ValueError as error:
+        print(f"journeyman: {error}", file=sys.stderr)
+        return EXIT_USAGE
     return _until_signalled(lambda stop: run_demo(settings, stop, shop_port=args.shop_port))
 
 

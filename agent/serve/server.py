@@ -8,32 +8,60 @@
   exporters started, ``shutting down`` from the moment a stop begins).
 - ``/``: the status page of :mod:`exporters.status`.
 
-The entry point builds the exporter and the board and passes them in;
-:func:`start_server` returns a :class:`RunningServer` with its bound URL.
+Every response, on every path (future ones too), passes one gate and one set of headers:
+
+- With a :class:`~agent.serve.web_config.WebAccess` (``--web.config.file``), TLS as it
+  says, and basic auth on everything but the probes (open unless ``protect_probes``:
+  kubelets send no credentials). A missing or wrong credential is 401 with
+  ``WWW-Authenticate: Basic realm="journeyman"``; unknown paths too, so that they
+  reveal nothing.
+- ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``, a
+  Content-Security-Policy (``default-src 'none'``; the status page adds the hashes of its
+  inline styles), the web config's ``http_server_config.headers``, and no ``Server``
+  banner.
+
+``/metrics`` is gzipped when the scraper accepts it (level 1: a 9 MB exposition in
+~22 ms of CPU, 20x smaller; level 6 costs 2.5x that for 15% fewer bytes), in a thread
+when large. The entry point builds the exporter, the board and the access and passes
+them in; :func:`start_server` returns a :class:`RunningServer` with its bound URL.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import gzip
+import hashlib
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
+from agent.serve.web_config import WebAccess
 from exporters.prometheus import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT
 from exporters.status import StatusBoard, render_page
 
 __all__ = [
     "DEFAULT_PORT",
+    "PROBES",
     "MetricsSource",
     "Readiness",
     "RunningServer",
+    "accepts_gzip",
+    "page_csp",
     "parse_listen",
     "start_server",
 ]
 
 DEFAULT_PORT = 9464
-_Handler = Callable[[web.Request], Awaitable[web.Response]]
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PROBES = frozenset({"/healthz", "/readyz"})
+_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+_STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
+_GZIP_INLINE = 256 * 1024  # gzip smaller bodies on the loop (~0.4 ms at most); larger in a thread
 
 
 class MetricsSource(Protocol):
@@ -89,13 +117,16 @@ async def start_server(
     board: StatusBoard,
     ready: Callable[[], bool | str],
     location: str = "",
+    access: WebAccess | None = None,
 ) -> RunningServer:
     """Serve the endpoints on ``listen`` (port 0 picks a free port) until ``close()``.
 
     ``ready()`` is True when the agent is ready, else False or the reason it is not.
+    ``access`` (from ``--web.config.file``) brings TLS, basic auth and extra headers.
     """
     host, port = parse_listen(listen)
-    app = web.Application()
+    app = web.Application(middlewares=[_gate(access)] if access else [])
+    app.on_response_prepare.append(_headers(access))
     app.router.add_get("/metrics", _metrics_handler(metrics))
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz_handler(ready))
@@ -103,25 +134,89 @@ async def start_server(
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        tls = access.ssl_context if access else None
+        await web.TCPSite(runner, host, port, ssl_context=tls).start()
     except BaseException:
         await runner.cleanup()
         raise
     bound_host, bound_port = runner.addresses[0][:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    return RunningServer(f"http://{shown}:{bound_port}", runner)
+    scheme = "https" if tls else "http"
+    return RunningServer(f"{scheme}://{shown}:{bound_port}", runner)
+
+
+def _gate(access: WebAccess) -> Middleware:
+    """The middleware that lets a request through only as the web config says."""
+
+    @web.middleware
+    async def gate(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        access.refresh()
+        if request.path in PROBES and not access.protect_probes:
+            return await handler(request)
+        peercert = request.transport.get_extra_info("peercert") if request.transport else None
+        if not access.client_certificate_ok(peercert):
+            return web.Response(status=403, text="a verified client certificate is required\n")
+        if not await access.authorized(request.headers.get("Authorization")):
+            return web.Response(
+                status=401,
+                text="unauthorized\n",
+                headers={"WWW-Authenticate": 'Basic realm="journeyman"'},
+            )
+        return await handler(request)
+
+    return gate
+
+
+def _headers(
+    access: WebAccess | None,
+) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """The headers of every response: safe defaults, the web config's, no Server banner."""
+
+    async def prepare(request: web.Request, response: web.StreamResponse) -> None:
+        headers = response.headers
+        headers.popall("Server", None)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("Content-Security-Policy", _CSP)
+        if access is not None:
+            headers.update(access.config.headers)
+
+    return prepare
 
 
 def _metrics_handler(metrics: MetricsSource) -> _Handler:
     async def handle(request: web.Request) -> web.Response:
         openmetrics = "application/openmetrics-text" in request.headers.get("Accept", "")
-        response = web.Response(body=metrics.render(openmetrics))
-        response.headers["Content-Type"] = (
-            CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_TEXT
-        )
-        return response
+        body = metrics.render(openmetrics)
+        response_type = CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_TEXT
+        headers = {"Content-Type": response_type, "Vary": "Accept-Encoding"}
+        if accepts_gzip(request.headers.get("Accept-Encoding", "")):
+            if len(body) <= _GZIP_INLINE:
+                body = gzip.compress(body, compresslevel=1, mtime=0)
+            else:
+                body = await asyncio.to_thread(gzip.compress, body, compresslevel=1, mtime=0)
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(body=body, headers=headers)
 
     return handle
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` header takes gzip (``gzip``, ``x-gzip`` or ``*``,
+    unless at ``q=0``)."""
+    for item in accept_encoding.lower().split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        if coding not in ("gzip", "x-gzip", "*"):
+            continue
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    return float(value) > 0
+                except ValueError:
+                    return False
+        return True
+    return False
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -141,6 +236,17 @@ def _readyz_handler(ready: Callable[[], bool | str]) -> _Handler:
 def _status_handler(board: StatusBoard, location: str) -> _Handler:
     async def handle(request: web.Request) -> web.Response:
         page = render_page(board.processes(), location)
-        return web.Response(text=page, content_type="text/html")
+        response = web.Response(text=page, content_type="text/html")
+        response.headers["Content-Security-Policy"] = page_csp(page)
+        return response
 
     return handle
+
+
+def page_csp(page: str) -> str:
+    """The Content-Security-Policy of an HTML page: nothing but its own inline styles."""
+    hashes = [
+        "'sha256-" + base64.b64encode(hashlib.sha256(style.encode()).digest()).decode() + "'"
+        for style in _STYLE.findall(page)
+    ]
+    return f"{_CSP}; style-src {' '.join(hashes)}" if hashes else _CSP
