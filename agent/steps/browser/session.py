@@ -99,6 +99,7 @@ class BrowserSession:
         self._masker = masker
         self.tracing = tracing  # Playwright tracing, one chunk per step, kept on failure
         self._trace_started = False
+        self._screencast = False  # the trace records screencast frames
         self._chunk_open = False
         self.headers_set = False
         self._stack = AsyncExitStack()
@@ -106,7 +107,7 @@ class BrowserSession:
         self.context: BrowserContext | None = None
         self.page: Page | None = None
         self.events = StepEvents()
-        self.secret_fields: list[Locator] = []  # masked in screenshots
+        self.secret_fields: list[Locator] = []  # typed a secret: masked in screenshots
         self.crashed = False
 
     async def __aenter__(self) -> BrowserSession:
@@ -160,18 +161,28 @@ class BrowserSession:
         return options
 
     async def begin_step(self, title: str) -> None:
-        """Reset the step's counters; start the step's trace chunk."""
+        """Reset the step's counters; start the step's trace chunk.
+
+        A run that holds a secret is traced without the screencast: its frames are
+        pictures of the page, where a secret typed into a text field or shown by the page
+        cannot be masked. The trace keeps its DOM snapshots (masked like any text). A
+        secret learnt while the screencast runs (extracted) stops it from the next step.
+        """
         self.events = StepEvents()
         if not self.tracing or self.context is None:
             return
         tracing = self.context.tracing
         if self._chunk_open:  # left open by a step cut off by its deadline
             await tracing.stop_chunk()
+        screencast = not self._masker.holds_secrets
+        if self._trace_started and self._screencast and not screencast:
+            await tracing.stop()
+            self._trace_started = False
         if self._trace_started:
             await tracing.start_chunk(title=title)
         else:
-            await tracing.start(title=title, screenshots=True, snapshots=True)
-            self._trace_started = True
+            await tracing.start(title=title, screenshots=screencast, snapshots=True)
+            self._trace_started, self._screencast = True, screencast
         self._chunk_open = True
 
     async def end_step(self, keep: Path | None = None) -> None:

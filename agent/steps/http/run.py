@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from agent.language.templating import Masker
 from agent.run.context import StepContext, StepFailed
 from agent.run.results import FailureReason
 from agent.run.tls import TlsConfigError
@@ -50,7 +51,7 @@ def _build_request(client: httpx.AsyncClient, spec: HttpRequest, ctx: StepContex
     render = ctx.template.render
     headers = render(spec.headers)
     if spec.auth is not None:
-        headers["Authorization"] = _authorization(render(spec.auth.model_dump()))
+        headers["Authorization"] = _authorization(render(spec.auth.model_dump()), ctx.masker)
     body: dict[str, Any] = {}
     if spec.json_body is not None:
         body["json"] = render(spec.json_body)
@@ -71,12 +72,17 @@ def _build_request(client: httpx.AsyncClient, spec: HttpRequest, ctx: StepContex
     )
 
 
-def _authorization(auth: dict[str, Any]) -> str:
+def _authorization(auth: dict[str, Any], masker: Masker) -> str:
+    """The Authorization header. Basic credentials are masked in every output, in the
+    base64 form the header carries (a target echoing the header shows ***), whether or
+    not the password is a declared secret: they are credentials."""
     if auth["bearer"] is not None:
         return f"Bearer {auth['bearer']}"
     basic = auth["basic"]
     pair = f"{basic['user']}:{basic['password']}".encode()
-    return f"Basic {base64.b64encode(pair).decode('ascii')}"
+    credentials = base64.b64encode(pair).decode("ascii")
+    masker.add_form(credentials)
+    return f"Basic {credentials}"
 
 
 async def _exchange(
