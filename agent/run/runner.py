@@ -53,6 +53,10 @@ def _resolve(path: str) -> StepFunction:
 class _AgentBusy(Exception):
     """The agent could not provide what a step needed before the attempt's deadline."""
 
+    def __init__(self, message: str, waited: float) -> None:
+        super().__init__(message)
+        self.waited = waited  # the agent's time, left out of the run's duration like any wait
+
 
 @dataclass
 class _Attempt:
@@ -136,6 +140,7 @@ async def _attempt(journey: Journey, env: RunEnvironment, ids: RunIds) -> _Attem
                 break
     except _AgentBusy as busy:
         done.not_started = True
+        waited += busy.waited
         done.steps.append(_busy(ctx, step, str(busy)))
     finally:
         await _close(ctx)
@@ -154,10 +159,12 @@ async def _prepare(
         async with asyncio.timeout_at(agent_deadline):
             await prepare(step, ctx)
     except TimeoutError:
+        waited = loop.time() - began
         raise _AgentBusy(
             f"the agent could not prepare this step within the journey's timeout (waited "
-            f"{loop.time() - began:.3g}s for its own resources, e.g. a browser slot): the "
-            "target was not measured"
+            f"{waited:.3g}s for its own resources, e.g. a browser slot): the target was not "
+            "measured",
+            waited,
         ) from None
     except MissingValue as error:
         raise StepFailed(FailureReason.CONFIG, str(error)) from None

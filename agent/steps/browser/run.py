@@ -85,6 +85,8 @@ async def run(step: BrowserStep, ctx: StepContext) -> None:
         ctx.record.set("console_errors", "", len(session.events.console_errors), Unit.COUNT)
         ctx.record.set("failed_requests", "", len(session.events.failed_requests), Unit.COUNT)
     ctx.record.duration = time.perf_counter() - started
+    if failure is not None:
+        await _stop_loading(session, min(loop.time() + _READ_TIMEOUT, end))
     await _read_back(session, ctx, min(loop.time() + _READ_TIMEOUT, end))
     keep = store is not None and (failure is not None or step.artifacts == "always")
     with contextlib.suppress(PlaywrightError, TimeoutError):
@@ -161,6 +163,22 @@ def _check_health(step: BrowserStep, session: BrowserSession) -> None:
             f"expected every request to succeed, {len(events.failed_requests)} failed, the "
             f"first: {events.failed_requests[0][:300]}",
         )
+
+
+async def _stop_loading(session: BrowserSession, deadline: float) -> None:
+    """Stop a navigation the step gave up on (a page that never answers): until it
+    commits, Playwright holds every evaluate, screenshot and content read back, and the
+    step's timings and evidence would be lost to the deadline."""
+    page, context = session.page, session.context
+    if page is None or context is None or session.crashed or page.is_closed():
+        return
+    with contextlib.suppress(PlaywrightError, TimeoutError):
+        async with asyncio.timeout_at(deadline):
+            cdp = await context.new_cdp_session(page)
+            try:
+                await cdp.send("Page.stopLoading")
+            finally:
+                await cdp.detach()
 
 
 async def _read_back(session: BrowserSession, ctx: StepContext, deadline: float) -> None:
