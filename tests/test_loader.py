@@ -93,6 +93,18 @@ EXPECTED = {
         "wrong_types.yaml:11:7: steps[0].expect.status: must be a whole number, a string or a "
         "list, got a mapping",
     ],
+    "header_line_break.yaml": [
+        'header_line_break.yaml:8:9: steps[0].http.headers["X-Note"]: must be printable ASCII '
+        "on one line, got a line break (CR or LF)",
+    ],
+    "header_non_ascii.yaml": [
+        'header_non_ascii.yaml:8:9: steps[0].http.headers["X-Customer"]: must be printable '
+        "ASCII on one line, got a non-ASCII character (U+00EB)",
+    ],
+    "header_name.yaml": [
+        'header_name.yaml:8:9: steps[0].http.headers["X Customer"]: must be a header name '
+        "(letters, digits and !#$%&'*+-.^_`|~), got a space",
+    ],
     "several_documents.yaml": [
         "several_documents.yaml:9:3: steps: must have at least 1 item",
         "several_documents.yaml:10:3: journey: must be an id of lowercase letters, digits, - and "

@@ -10,7 +10,7 @@ TLS handshake alike; the underlying cause (``socket.gaierror``, ``ConnectionRefu
                         (anything else)         -> connect
     httpx.ReadError / WriteError (ssl.SSLError) -> tls, else connect
     httpx.RemoteProtocolError, DecodingError    -> protocol
-    httpx.UnsupportedProtocol, InvalidURL       -> config
+    httpx.UnsupportedProtocol, InvalidURL       -> config; protocol for a redirect's URL
 """
 
 from __future__ import annotations
@@ -24,13 +24,16 @@ import httpx
 from agent.run.context import StepFailed
 from agent.run.results import FailureReason
 
-__all__ = ["transport_failure"]
+__all__ = ["invalid_url", "transport_failure"]
 
 E = TypeVar("E", bound=BaseException)
 
 
-def transport_failure(error: httpx.HTTPError | httpx.InvalidURL, url: httpx.URL) -> StepFailed:
-    """The StepFailed that ``error``, raised while requesting ``url``, stands for."""
+def transport_failure(
+    error: httpx.HTTPError | httpx.InvalidURL, url: httpx.URL, *, redirected: bool = False
+) -> StepFailed:
+    """The StepFailed that ``error``, raised while requesting ``url``, stands for;
+    ``redirected``: the target gave that URL (a redirect), the journey did not."""
     where = f"{url.host}:{url.port or _default_port(url)}"
     if isinstance(error, httpx.TimeoutException):
         what = type(error).__name__.removesuffix("Timeout").lower() or "request"
@@ -38,7 +41,7 @@ def transport_failure(error: httpx.HTTPError | httpx.InvalidURL, url: httpx.URL)
             FailureReason.TIMEOUT, f"expected an answer from {where}, got a {what} timeout"
         )
     if isinstance(error, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return StepFailed(FailureReason.CONFIG, f"invalid URL: {error}")
+        return invalid_url(str(error), url, redirected=redirected)
     if isinstance(error, httpx.RemoteProtocolError | httpx.DecodingError):
         return StepFailed(
             FailureReason.PROTOCOL, f"expected a valid HTTP response from {where}, got: {error}"
@@ -56,6 +59,16 @@ def transport_failure(error: httpx.HTTPError | httpx.InvalidURL, url: httpx.URL)
             FailureReason.CONNECT, f"expected a connection to {where}, got: {_innermost(error)}"
         )
     return StepFailed(FailureReason.PROTOCOL, f"HTTP exchange with {where} failed: {error}")
+
+
+def invalid_url(detail: str, url: httpx.URL, *, redirected: bool) -> StepFailed:
+    """A URL that cannot be requested: the journey's mistake (config), or the target's
+    when a redirect led there (protocol)."""
+    if redirected:
+        return StepFailed(
+            FailureReason.PROTOCOL, f"expected a redirect to a URL to request, got {url}: {detail}"
+        )
+    return StepFailed(FailureReason.CONFIG, f"invalid URL: {detail}")
 
 
 def _cause(error: BaseException, kind: type[E]) -> E | None:

@@ -1,14 +1,14 @@
 """Checks an HTTP step's ``expect`` against its reply; the first unmet one fails the step.
 
 A status that does not match is ``http_status``; every other unmet expectation is
-``assertion``. Without ``status``, any 2xx or 3xx passes and 4xx/5xx fail: a monitor
+``assertion``; a body an expectation cannot read (see :mod:`agent.steps.http.reply`)
+is ``protocol``. Without ``status``, any 2xx or 3xx passes and 4xx/5xx fail: a monitor
 that passes a 500 is worse than none. Expected values (not regular expressions) may use
 ``${...}``; they are rendered at run time.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, NoReturn
 
@@ -16,7 +16,7 @@ from agent.language.templating import Template
 from agent.run.context import StepFailed
 from agent.run.results import FailureReason
 from agent.steps.http.model import Expect
-from agent.steps.http.reply import Reply, describe_body, snippet
+from agent.steps.http.reply import Reply, json_text, snippet
 
 __all__ = ["DEFAULT_STATUS", "check"]
 
@@ -45,23 +45,21 @@ def _status(expected: int | str | list[int | str], reply: Reply) -> None:
     wanted = " or ".join(str(item) for item in accepted)
     raise StepFailed(
         FailureReason.HTTP_STATUS,
-        f"expected status {wanted}, got {code} {reply.reason_phrase}: {describe_body(reply.text)}",
+        f"expected status {wanted}, got {code} {reply.reason_phrase}: {reply.description()}",
     )
 
 
 def _body(expect: Expect, reply: Reply, template: Template) -> None:
     for needle in template.render(_listed(expect.body_contains)):
         if needle not in reply.text:
-            _fail(f"expected the body to contain {needle!r}, got {describe_body(reply.text)}")
+            _fail(f"expected the body to contain {needle!r}, got {reply.description()}")
     for needle in template.render(_listed(expect.body_not_contains)):
         at = reply.text.find(needle)
         if at >= 0:
             around = reply.text[max(0, at - _CONTEXT_CHARS) : at + len(needle) + _CONTEXT_CHARS]
             _fail(f"expected the body not to contain {needle!r}, found it in {snippet(around)}")
     if expect.body_matches is not None and not re.search(expect.body_matches, reply.text):
-        _fail(
-            f"expected the body to match {expect.body_matches!r}, got {describe_body(reply.text)}"
-        )
+        _fail(f"expected the body to match {expect.body_matches!r}, got {reply.description()}")
 
 
 def _json(expect: Expect, reply: Reply, template: Template) -> None:
@@ -73,10 +71,10 @@ def _json(expect: Expect, reply: Reply, template: Template) -> None:
             _fail(f"expected {path} to be {_shown(wanted)}, got {_shown(value)}")
     for path in expect.json_exists:
         if not reply.json_value(path)[0]:
-            _fail(f"expected {path} to exist, got {describe_body(reply.text)}")
+            _fail(f"expected {path} to exist, got {reply.description()}")
     for path, pattern in expect.json_matches.items():
         found, value = reply.json_value(path)
-        text = value if isinstance(value, str) else json.dumps(value)
+        text = value if isinstance(value, str) else json_text(value)
         if not found or not re.search(pattern, text):
             got = _shown(value) if found else "no such value"
             _fail(f"expected {path} to match {pattern!r}, got {got}")
@@ -108,7 +106,7 @@ def _same(actual: Any, wanted: Any) -> bool:
 
 def _shown(value: Any) -> str:
     """A JSON value as JSON (``true``, ``"42"``), truncated."""
-    text = json.dumps(value)
+    text = json_text(value)
     return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
 
 

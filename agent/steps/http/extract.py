@@ -2,20 +2,20 @@
 
 Sources: a JSON path, a regular expression (its group 1, or the whole match when it has
 no group), a response header, or a cookie from the run's jar. A value that is not there
-fails the step with reason ``extraction``; a ``secret: true`` value is registered with
-the run's masker before anything can print it. Messages never echo extracted values.
+fails the step with reason ``extraction``, a body that cannot be read (see
+:mod:`agent.steps.http.reply`) with ``protocol``; a ``secret: true`` value is registered
+with the run's masker before anything can print it. Messages never echo extracted values.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from http.cookiejar import CookieJar
 
 from agent.run.context import StepContext, StepFailed
 from agent.run.results import FailureReason
 from agent.steps.http.model import ExtractRule
-from agent.steps.http.reply import Reply
+from agent.steps.http.reply import Reply, json_text
 
 __all__ = ["extract"]
 
@@ -39,7 +39,7 @@ def _value(rule: ExtractRule, reply: Reply, cookies: CookieJar) -> str | None:
             return None
         if isinstance(value, str):
             return value
-        return json.dumps(value)  # true, 42, [1]: as JSON, not as Python
+        return json_text(value)  # true, 42, [1]: as JSON, not as Python
     if rule.regex is not None:
         match = re.search(rule.regex, reply.text)
         if match is None:

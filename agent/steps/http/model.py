@@ -3,18 +3,75 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+import string
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from agent.language import jsonpath
 from agent.language.fields import ByteSize, Duration, StrictModel
 from agent.steps.kind import Aggregate, Measure, StepBase, StepKind
 
-__all__ = ["KIND", "METHODS", "Auth", "Expect", "ExtractRule", "HttpRequest", "HttpStep"]
+__all__ = [
+    "KIND",
+    "METHODS",
+    "Auth",
+    "Expect",
+    "ExtractRule",
+    "HttpRequest",
+    "HttpStep",
+    "header_name_problem",
+    "header_value_problem",
+]
 
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
 _STATUS_CLASS = re.compile(r"^[1-5]xx$")
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~" + string.ascii_letters + string.digits)
+_REFERENCE = re.compile(r"\$\$\{|\$\{[^}]*\}")  # rendered at run time, checked again then
+
+
+def header_name_problem(name: str) -> str:
+    """What keeps ``name`` from being an HTTP header name (a token), or "" when nothing."""
+    if not name:
+        return "an empty name"
+    bad = next((c for c in name if c not in _TOKEN_CHARS), None)
+    return "" if bad is None else _character(bad)
+
+
+def header_value_problem(value: str) -> str:
+    """What keeps ``value`` from being sent as an HTTP header value, or "" when nothing:
+    printable ASCII on one line (spaces and tabs included), never CR, LF or NUL."""
+    bad = next((c for c in value if not (c == "\t" or " " <= c <= "~")), None)
+    return "" if bad is None else _character(bad)
+
+
+def _character(char: str) -> str:
+    if char in "\r\n":
+        return "a line break (CR or LF)"
+    if char == " ":
+        return "a space"
+    kind = "a non-ASCII character" if ord(char) > 0x7F else "a control character"
+    return f"{kind} (U+{ord(char):04X})"
+
+
+def _literal_header_name(name: str) -> str:
+    problem = header_name_problem(_REFERENCE.sub("x", name))
+    if problem:
+        raise ValueError(
+            f"must be a header name (letters, digits and !#$%&'*+-.^_`|~), got {problem}"
+        )
+    return name
+
+
+def _literal_header_value(value: str) -> str:
+    problem = header_value_problem(value)
+    if problem:
+        raise ValueError(f"must be printable ASCII on one line, got {problem}")
+    return value
+
+
+HeaderName = Annotated[str, AfterValidator(_literal_header_name)]
+HeaderValue = Annotated[str, AfterValidator(_literal_header_value)]
 
 
 def _status_code(value: int) -> int:
@@ -52,7 +109,7 @@ class HttpRequest(StrictModel):
     head: str | None = None
     options: str | None = None
     query: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[HeaderName, HeaderValue] = Field(default_factory=dict)
     json_body: Any = Field(default=None, alias="json", description="Request body sent as JSON")
     form: dict[str, str | int | float | bool] | None = Field(
         default=None, description="Request body sent as application/x-www-form-urlencoded"

@@ -18,16 +18,23 @@ from agent.run.context import StepContext, StepFailed
 from agent.run.results import FailureReason
 from agent.run.tls import TlsConfigError
 from agent.steps.http.body import read_capped, too_large
-from agent.steps.http.errors import transport_failure
+from agent.steps.http.errors import invalid_url, transport_failure
 from agent.steps.http.expect import check
 from agent.steps.http.extract import extract
-from agent.steps.http.model import HttpRequest, HttpStep
+from agent.steps.http.model import (
+    HttpRequest,
+    HttpStep,
+    header_name_problem,
+    header_value_problem,
+)
 from agent.steps.http.reply import Reply
 from agent.steps.http.session import HttpSession, open_session
 from agent.steps.http.timing import HopTimer, certificate_expiry
 from agent.steps.kind import Unit
 
 __all__ = ["run"]
+
+_MAX_PORT = 65535
 
 
 async def run(step: HttpStep, ctx: StepContext) -> None:
@@ -66,10 +73,32 @@ def _build_request(client: httpx.AsyncClient, spec: HttpRequest, ctx: StepContex
     return client.build_request(
         spec.method,
         url,
-        headers=headers,
+        headers=_sendable(headers),
         timeout=httpx.Timeout(ctx.remaining()),  # inactivity; the runner bounds the total
         **body,
     )
+
+
+def _sendable(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` as rendered, checked as validate checks literal ones: a value from
+    ``${...}`` with a line break or a non-ASCII character fails the step as config, naming
+    the header and never its value (it may be a secret). Surrounding blanks are trimmed."""
+    sendable = {}
+    for name, value in headers.items():
+        problem = header_name_problem(name)
+        if problem:
+            raise StepFailed(
+                FailureReason.CONFIG, f"expected a header name after templating, got {problem}"
+            )
+        problem = header_value_problem(value)
+        if problem:
+            raise StepFailed(
+                FailureReason.CONFIG,
+                f"expected header {name} to be printable ASCII on one line after templating, "
+                f"got {problem} in its value",
+            )
+        sendable[name] = value.strip(" \t")
+    return sendable
 
 
 def _authorization(auth: dict[str, Any], masker: Masker) -> str:
@@ -99,10 +128,14 @@ async def _exchange(
         traceparent = ctx.traceparent(secrets.token_hex(8))  # a fresh span per request
         if traceparent is not None:
             request.headers["traceparent"] = traceparent
+        port = request.url.port
+        if port is not None and port > _MAX_PORT:  # the socket layer raises OverflowError
+            detail = f"port must be at most {_MAX_PORT}, got {port}"
+            raise invalid_url(detail, request.url, redirected=hop > 0)
         try:
             response, body = await _send(client, request, spec.max_body, timer)
         except (httpx.HTTPError, httpx.InvalidURL) as error:
-            raise transport_failure(error, request.url) from None
+            raise transport_failure(error, request.url, redirected=hop > 0) from None
         finally:
             _record_hop(timer, request.url, session, ctx)
         ctx.record.set("status_code", "", response.status_code, Unit.CODE)

@@ -2,7 +2,8 @@
 
 One ``httpx.AsyncClient`` per TLS verify setting, made on first use and closed when the
 attempt ends, so connections and cookies last across the steps of a run and never
-across runs. Clients take the agent-wide SSL context: a run never builds its own.
+across runs. Clients take the agent-wide SSL context: a run never builds its own. They
+offer only the content codings :mod:`agent.steps.http.body` decodes within its cap.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import httpx
 
 from agent import __version__
 from agent.run.tls import TlsContexts
+from agent.steps.http.body import ACCEPT_ENCODING
 
 __all__ = ["USER_AGENT", "HttpSession", "open_session"]
 
@@ -37,7 +39,7 @@ class HttpSession:
             client = httpx.AsyncClient(
                 verify=self._tls.get(verify),
                 cookies=self._cookies,  # a CookieJar is shared, not copied
-                headers={"User-Agent": USER_AGENT},
+                headers={"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING},
                 follow_redirects=False,  # the step follows hops itself, to time each one
                 trust_env=False,  # no proxies or .netrc credentials picked up by surprise
             )
