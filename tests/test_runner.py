@@ -176,9 +176,11 @@ async def test_a_step_overrunning_its_own_timeout_says_so(
 async def test_a_value_missing_at_run_time_fails_before_any_step(
     target: tuple[RunEnvironment, Counter[str]], fields: dict[str, Any], missing: str
 ) -> None:
-    """A variable or secret whose ${env.X} is not set fails the run as config, no step run."""
+    """A variable or secret whose ${env.X} is not set fails the run as config, no step run,
+    and is not retried (a retry cannot set it)."""
     env, hits = target
     result = await run_journey(_journey([_get("home", "/ok")], fields, retries=1), env)
+    assert result.attempts == 1
     assert result.outcome is Outcome.FAILURE
     assert result.reason is FailureReason.CONFIG
     assert missing in result.message
@@ -209,8 +211,9 @@ async def test_the_journey_deadline_bounds_the_whole_attempt(
     target: tuple[RunEnvironment, Counter[str]],
 ) -> None:
     """Several hanging steps, each with its own timeout, end near the journey timeout, not
-    after the sum of their timeouts; the steps past the deadline are cut as timeouts."""
-    env, _ = target
+    after the sum of their timeouts; the step the deadline cuts says so, and the next one is
+    recorded as not run (and never sent)."""
+    env, hits = target
     steps = [
         _get(f"hangs {n}", "/slow?seconds=30", timeout="1s", continue_on_failure=True)
         for n in range(4)
@@ -220,9 +223,11 @@ async def test_the_journey_deadline_bounds_the_whole_attempt(
     elapsed = time.monotonic() - began
     assert elapsed < 1.5 + 1  # the step timeouts add up to 4 s
     assert result.duration < 1.5 + 1
-    assert [step.reason for step in result.steps] == [FailureReason.TIMEOUT] * 4
+    assert [step.reason for step in result.steps] == [FailureReason.TIMEOUT] * 3
     assert "within 1s" in result.steps[0].message
-    assert all("journey timeout (1.5s)" in step.message for step in result.steps[1:])
+    assert "journey timeout (1.5s) reached during this step" in result.steps[1].message
+    assert result.steps[2].message == "not run: the journey timeout (1.5s) had passed"
+    assert hits["/slow"] == 2
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

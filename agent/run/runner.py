@@ -77,7 +77,8 @@ async def run_journey(
     for attempt in range(1, attempts + 1):
         done = await _attempt(journey, env, ids)
         failed = next((s for s in done.steps if not s.ok), None)
-        if failed is None or done.not_started or attempt == attempts:
+        setup_failed = failed is not None and failed.kind == "setup"  # a retry cannot help
+        if failed is None or done.not_started or setup_failed or attempt == attempts:
             break
     if done.not_started:
         outcome = Outcome.NOT_STARTED
@@ -118,6 +119,10 @@ async def _attempt(journey: Journey, env: RunEnvironment, ids: RunIds) -> _Attem
     waited = 0.0
     try:
         for step in journey.effective_steps():
+            if loop.time() >= journey_deadline:  # after a step that was allowed to fail
+                message = f"not run: the journey timeout ({timeout:g}s) had passed"
+                done.steps.append(_not_run(ctx, step, message))
+                break
             kind = KINDS_BY_NAME[step.kind_name]
             prepare, run = run_functions(kind)
             ctx.record = StepRecord()
@@ -246,6 +251,11 @@ def _step_result(
 def _failed_before(ctx: StepContext, step: StepBase, failure: StepFailed) -> StepResult:
     """A step whose preparation failed (no browser, a bad emulation): it took no time."""
     return _step_result(ctx, step, time.time(), 0.0, failure.reason, failure.message)
+
+
+def _not_run(ctx: StepContext, step: StepBase, message: str) -> StepResult:
+    ctx.record = StepRecord()
+    return _step_result(ctx, step, time.time(), 0.0, FailureReason.TIMEOUT, message)
 
 
 def _busy(ctx: StepContext, step: StepBase, message: str) -> StepResult:
