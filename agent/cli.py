@@ -1,12 +1,13 @@
-"""The ``journeyman`` command line: validate, run, schema, rules, demo.
+"""The ``journeyman`` command line: validate, run, schema, rules, dashboard, demo.
 
 Each subcommand is one small handler here that calls into the module doing the work.
 Exit status: 0 all good, 1 a journey failed, 2 unusable input.
 
 Only the journey language is imported up front. The running agent (``agent.app``:
 httpx, Playwright, aiohttp, prometheus-client), the demo, the logging setup and asyncio
-are imported by the handlers that use them, so ``validate``, ``schema`` and ``rules``
-never load a browser stack (``tests/test_import_rules.py``, ``bench/cli_startup.py``).
+are imported by the handlers that use them, so ``validate``, ``schema``, ``rules`` and
+``dashboard`` never load a browser stack (``tests/test_import_rules.py``,
+``bench/cli_startup.py``).
 """
 
 from __future__ import annotations
@@ -81,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     for flag, default, text in _RULES_COUNTS:
         rules.add_argument(flag, type=_at_least_one, default=default, help=text)
     rules.set_defaults(handler=_rules)
+
+    dashboard = commands.add_parser("dashboard", help="a Grafana dashboard of the journeys")
+    dashboard.add_argument("paths", nargs="+", help="journey files or folders (and catalog.yaml)")
+    dashboard.add_argument("-o", "--output", default="-", help="JSON file (default: stdout)")
+    dashboard.add_argument("--title", default="Journeyman: business journeys")
+    dashboard.add_argument("--uid", default="journeyman", help="the dashboard's Grafana uid")
+    dashboard.set_defaults(handler=_dashboard)
 
     return parser
 
@@ -267,11 +275,27 @@ def _rules(args: argparse.Namespace) -> int:
     rules = build((j.journey for j in loaded.journeys), loaded.catalog, options)
     for warning in rules.warnings:
         print(f"journeyman rules: warning: {warning}", file=sys.stderr)
-    text = render(rules, args.format, name=args.name)
-    if args.output == "-":
+    return _write(args.output, render(rules, args.format, name=args.name))
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from generators import dashboard
+
+    loaded = load(args.paths)
+    if _print_problems(loaded, sys.stderr) or not loaded.journeys:
+        print("journeyman dashboard: nothing written (fix the journey files)", file=sys.stderr)
+        return EXIT_USAGE
+    options = dashboard.DashboardOptions(title=args.title, uid=args.uid)
+    built = dashboard.build((j.journey for j in loaded.journeys), loaded.catalog, options)
+    return _write(args.output, dashboard.render(built))
+
+
+def _write(output: str, text: str) -> int:
+    """Write a generated file to ``output`` (``-``: stdout)."""
+    if output == "-":
         sys.stdout.write(text)
     else:
-        Path(args.output).write_text(text, encoding="utf-8")
+        Path(output).write_text(text, encoding="utf-8")
     return EXIT_OK
 
 
