@@ -112,8 +112,10 @@ def _agent_options(parser: argparse.ArgumentParser) -> None:
         help="browser contexts open at most (about 2 saturate 2 cores)",
     )  # fmt: skip
     parser.add_argument(
-        "--shard", default=env("SHARD", "") or None, help="I/N: run this replica's share only"
-    )
+        "--shard", default=env("SHARD", "") or None,
+        help="I/N: run this replica's share only; auto: a StatefulSet pod's (ordinal from "
+        "JOURNEYMAN_SHARD_ORDINAL or the hostname NAME-ORDINAL, N from JOURNEYMAN_SHARD_COUNT)",
+    )  # fmt: skip
     parser.add_argument(
         "--grace", type=float, default=float(env("GRACE", "30")),
         help="seconds runs in flight get to finish on SIGTERM",
@@ -142,6 +144,8 @@ def _agent_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    import socket
+
     from agent.app import Settings
     from agent.schedule.sharding import parse_shard
 
@@ -151,7 +155,7 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
         "listen": args.listen,
         "max_concurrency": args.max_concurrency,
         "max_browsers": args.max_browsers,
-        "shard": parse_shard(args.shard) if args.shard else None,
+        "shard": parse_shard(args.shard, os.environ, socket.gethostname()) if args.shard else None,
         "grace": args.grace,
         "artifacts_dir": args.artifacts_dir,
         "browser_path": args.browser_path,

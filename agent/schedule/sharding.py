@@ -3,17 +3,29 @@
 ``--shard I/N`` keeps the journeys whose hash modulo N is I-1, so N replicas started
 with 1/N .. N/N split the journeys with none missing or doubled, and no coordination.
 The hash is sha256 of the id (Python's ``hash()`` changes from process to process).
+
+``--shard auto`` is for a StatefulSet's pods: I is the pod's ordinal plus one, from
+``JOURNEYMAN_SHARD_ORDINAL`` when set (the manifests fill it from the pod-index label
+through the downward API), else from the hostname ``NAME-ORDINAL``; N comes from
+``JOURNEYMAN_SHARD_COUNT``, which the manifest sets to the replicas (a pod cannot see
+its StatefulSet's). When it cannot tell, it says why in one line.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["Shard", "parse_shard", "phase", "stable_hash"]
+__all__ = ["COUNT_VAR", "ORDINAL_VAR", "Shard", "parse_shard", "phase", "pod_shard", "stable_hash"]
+
+COUNT_VAR = "JOURNEYMAN_SHARD_COUNT"  # N: the StatefulSet's replicas, set by the manifest
+ORDINAL_VAR = "JOURNEYMAN_SHARD_ORDINAL"  # the pod's ordinal, 0-based, as Kubernetes counts
 
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+_WHOLE = re.compile(r"[0-9]+")
+_POD_NAME = re.compile(r"^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?-([0-9]+)$")
 _SPAN = 2**64
 
 
@@ -45,9 +57,46 @@ class Shard:
         return f"{self.index}/{self.count}"
 
 
-def parse_shard(text: str) -> Shard:
-    """``"2/3"`` -> Shard(2, 3); anything else raises ValueError saying what is expected."""
+def parse_shard(text: str, environ: Mapping[str, str] | None = None, hostname: str = "") -> Shard:
+    """``"2/3"`` -> Shard(2, 3); ``"auto"`` -> :func:`pod_shard` of ``environ`` and
+    ``hostname``; anything else raises ValueError saying what is expected."""
+    if text.strip().lower() == "auto":
+        return pod_shard(environ or {}, hostname)
     match = _SHARD.match(text)
     if match is None:
-        raise ValueError(f"--shard must be I/N such as 1/3 (this replica's share), got {text!r}")
+        raise ValueError(
+            f"--shard must be I/N such as 1/3 (this replica's share) or auto, got {text!r}"
+        )
     return Shard(int(match.group(1)), int(match.group(2)))
+
+
+def pod_shard(environ: Mapping[str, str], hostname: str) -> Shard:
+    """This StatefulSet pod's shard: ordinal + 1 of ``COUNT_VAR``; ValueError if unknown."""
+    count = _whole(environ.get(COUNT_VAR, ""), COUNT_VAR, "the StatefulSet's replicas")
+    if count < 1:
+        raise ValueError(f"--shard auto: {COUNT_VAR} must be at least 1, got {count}")
+    if environ.get(ORDINAL_VAR, "").strip():
+        ordinal = _whole(environ[ORDINAL_VAR], ORDINAL_VAR, "this pod's ordinal: 0, 1, ...")
+        source = ORDINAL_VAR
+    else:
+        name = hostname.split(".", 1)[0]  # a pod with setHostnameAsFQDN has dots
+        match = _POD_NAME.match(name)
+        if match is None:
+            raise ValueError(
+                f"--shard auto cannot tell this pod's ordinal: {ORDINAL_VAR} is not set and "
+                f"the hostname {hostname!r} is not a StatefulSet pod's NAME-ORDINAL"
+            )
+        ordinal, source = int(match.group(1)), f"the hostname {hostname!r}"
+    if ordinal >= count:
+        raise ValueError(
+            f"--shard auto: ordinal {ordinal} (from {source}) is not below {COUNT_VAR}={count}; "
+            "set it to the StatefulSet's replicas"
+        )
+    return Shard(ordinal + 1, count)
+
+
+def _whole(text: str, name: str, meaning: str) -> int:
+    if not _WHOLE.fullmatch(text.strip()):
+        got = f"got {text!r}" if text.strip() else "it is not set"
+        raise ValueError(f"--shard auto needs {name} ({meaning}) as a whole number; {got}")
+    return int(text)
