@@ -2,17 +2,31 @@
 
 Every ``poll_interval`` the watcher compares the journey files' sizes and modification
 times (portable, no extra dependency, one ``stat`` per file). On a change, or a SIGHUP,
-it loads every file again. A file that now has errors keeps its last good journeys
-running; each error is logged with its ``file:line:column`` and counted. The new set
-is handed to ``apply`` (typically: update the scheduler, then the exporters' inventory).
+it loads every file again. The new set is handed to ``apply`` (typically: update the
+scheduler, then the exporters' inventory).
+
+What runs is never lost to a passing fault. Each of these is a reload failure (logged,
+counted in ``journeyman_reloads_total{result="failure"}`` and
+``journeyman_reload_failures_total``) that keeps the last good journeys running:
+
+- a file with errors (logged with its ``file:line:column``), among them a rewrite cut
+  in the middle;
+- an empty rewrite of a file that held journeys (an editor or a deploy caught between
+  truncating and writing). A deliberate removal is deleting the file, or some of its
+  journeys: a file emptied of all of them keeps them;
+- a configured folder that is gone, unreadable or no longer a folder (a mount being
+  swapped, a parent folder's permissions), and an unreadable folder below it;
+- anything the watcher itself meets (it never dies of it): it tries again at the next
+  poll, and says so once when it recovers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,11 +58,15 @@ class ReloadOutcome:
 
 
 def fingerprint(paths: Sequence[Path]) -> Fingerprint:
-    """(file, size, mtime) of every journey file under ``paths``: changes on any edit."""
+    """(file, size, mtime) of every journey file under ``paths``: changes on any edit.
+
+    Raises OSError when a folder cannot be read (``rglob`` would skip it silently, and
+    its journeys would look deleted) or a path cannot be looked at (a parent folder
+    without search permission)."""
     files: set[Path] = set()
     for path in paths:
         if path.is_dir():
-            files.update(p for p in path.rglob("*") if _journey_file(p, path))
+            files.update(_journey_files(path))
         else:
             files.add(path)
     stamps = []
@@ -61,10 +79,19 @@ def fingerprint(paths: Sequence[Path]) -> Fingerprint:
     return tuple(stamps)
 
 
-def _journey_file(file: Path, folder: Path) -> bool:
-    """The files the loader reads in a folder: YAML, outside hidden folders."""
-    hidden = any(part.startswith(".") for part in file.relative_to(folder).parts)
-    return file.suffix in _SUFFIXES and not hidden and file.is_file()
+def _journey_files(folder: Path) -> Iterator[Path]:
+    """The files the loader reads in a folder (YAML, outside hidden folders, symlinked
+    folders not followed, as ``rglob``), raising on a folder it cannot list."""
+
+    def fail(error: OSError) -> None:
+        raise error
+
+    for root, folders, names in os.walk(folder, onerror=fail):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        for name in names:
+            file = Path(root, name)
+            if not name.startswith(".") and file.suffix in _SUFFIXES and file.is_file():
+                yield file
 
 
 class Reloader:
@@ -89,6 +116,7 @@ class Reloader:
         self._catalog: Catalog | None = None
         self._seen: Fingerprint = ()
         self._wake = asyncio.Event()
+        self._trouble: str | None = None  # the watcher's last error, until it recovers
         self._reloads = Counter(
             "journeyman_reloads",
             "Loads of the journey files, by result (failure: a file kept its last good version)",
@@ -105,15 +133,13 @@ class Reloader:
 
     def reload(self) -> ReloadOutcome:
         """Load every file now and apply the result; never raises for bad files."""
-        self._seen = fingerprint(self._paths)
         try:
+            seen = fingerprint(self._paths)
             loaded = self._load(self._paths)
         except Exception as error:  # unreadable folder, or a loader bug: keep what runs
-            self._log.error("reload_failed", error=f"{type(error).__name__}: {error}")
-            self._reloads.labels("failure").inc()
-            self._failures.inc()
-            journeys = self._current()
-            return ReloadOutcome(journeys, self._catalog, ok=False)
+            self._failed(error)
+            return ReloadOutcome(self._current(), self._catalog, ok=False)
+        self._seen = seen
         rejected = self._take(loaded.files.values())
         if not any(Path(name).name in CATALOG_NAMES for name in rejected):
             self._catalog = loaded.catalog  # a broken catalog keeps its last good version
@@ -139,31 +165,67 @@ class Reloader:
                         await self._wake.wait()
                 asked = self._wake.is_set()
                 self._wake.clear()
-                if asked or fingerprint(self._paths) != self._seen:
-                    self.reload()
+                try:
+                    if asked or self._trouble or fingerprint(self._paths) != self._seen:
+                        self.reload()
+                except Exception as error:  # a fault of the files, or a bug: try again
+                    self._failed(error)
         finally:
             if sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
 
+    def _failed(self, error: Exception) -> None:
+        """A reload that could not read the files at all: counted, logged once per new
+        error, tried again at the next poll; what runs keeps running."""
+        self._reloads.labels("failure").inc()
+        self._failures.inc()
+        why = f"{type(error).__name__}: {error}"
+        if why != self._trouble:
+            self._log.error("reload_failed", error=why, kept_journeys=len(self._current()))
+        self._trouble = why
+
     def _take(self, files: Iterable[FileResult]) -> list[str]:
-        """Keep each good file's journeys; a file with errors keeps its previous ones."""
+        """Keep each good file's journeys; a file with errors, an empty rewrite of a file
+        that held journeys, and a configured path that is no longer a readable folder
+        keep their previous ones."""
+        if self._trouble is not None:
+            self._log.info("reload_recovered", after=self._trouble)
+            self._trouble = None
         fresh: dict[str, tuple[Journey, ...]] = {}
         rejected: list[str] = []
         for file in files:
             name = str(file.path)
-            if not file.errors:
-                fresh[name] = tuple(loaded.journey for loaded in file.journeys)
+            journeys = tuple(loaded.journey for loaded in file.journeys)
+            held = self._last_good.get(name, ())
+            problems = [str(error) for error in file.errors]
+            if not problems and not journeys and held:
+                problems = [
+                    f"{name}: no journeys any more (an empty or cut-off rewrite?): kept its "
+                    f"last good {len(held)}; delete the file to remove them"
+                ]
+            if not problems:
+                fresh[name] = journeys
                 continue
             rejected.append(name)
             self._failures.inc()
-            kept = self._last_good.get(name, ())
-            for error in file.errors:
+            for problem in problems:
                 self._log.error(
-                    "journey_file_rejected", file=name, error=str(error), kept_journeys=len(kept)
+                    "journey_file_rejected", file=name, error=problem, kept_journeys=len(held)
                 )
-        kept_files = {name: self._last_good[name] for name in rejected if name in self._last_good}
-        self._last_good = fresh | kept_files  # fresh first: a fresh id wins over a kept one
+        kept = {name: self._last_good[name] for name in self._kept(rejected)}
+        self._last_good = fresh | kept  # fresh first: a fresh id wins over a kept one
         return rejected
+
+    def _kept(self, rejected: list[str]) -> Iterator[str]:
+        """The files whose last good version stays: each rejected one, and every file
+        under a configured path that is rejected as a whole (gone, or no longer a
+        folder; an existing folder was listed, so it is empty: its files were deleted)."""
+        for name in rejected:
+            if name in self._last_good:
+                yield name
+            path = Path(name)
+            if path in self._paths and not _is_folder(path):
+                yield from (f for f in self._last_good if Path(f).is_relative_to(path))
 
     def _current(self) -> tuple[Journey, ...]:
         journeys: dict[str, Journey] = {}
@@ -171,3 +233,10 @@ class Reloader:
             for journey in file_journeys:
                 journeys.setdefault(journey.journey, journey)
         return tuple(journeys.values())
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # cannot even be looked at: not a folder that can be read
+        return False
