@@ -40,7 +40,11 @@ from exporters.prometheus import PrometheusExporter
 from exporters.status import StatusBoard
 from exporters.table import format_table
 
-__all__ = ["Settings", "run_agent", "run_once"]
+__all__ = ["Settings", "StartError", "run_agent", "run_once"]
+
+
+class StartError(Exception):
+    """The agent cannot start as configured (its port is taken): one line for the user."""
 
 
 @dataclass(frozen=True)
@@ -146,14 +150,20 @@ async def run_agent(
     access = None
     if settings.web_config is not None:
         access = WebAccess(settings.web_config, protect_probes=settings.protect_probes, logger=log)
-    server = await start_server(
-        settings.listen,
-        metrics=prometheus,
-        board=board,
-        ready=readiness,
-        location=settings.location,
-        access=access,
-    )
+    try:
+        server = await start_server(
+            settings.listen,
+            metrics=prometheus,
+            board=board,
+            ready=readiness,
+            location=settings.location,
+            access=access,
+        )
+    except OSError as error:  # in use, or an address this machine does not have
+        raise StartError(
+            f"cannot listen on {settings.listen}: {error.strerror or error} (another agent "
+            "there? choose another address with --listen)"
+        ) from None
     try:
         if on_listening is not None:
             on_listening(server.url)

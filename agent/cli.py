@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from agent.language.loader import LoadResult, load
 from agent.language.schema import journey_file_schema
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="journeyman",
         description="Replay business journeys and measure what customers and partners feel.",
     )
@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the agent monitoring the bundled demo shop")
     demo.add_argument("paths", nargs="*", default=["journeys"], help="default: journeys/")
     demo.add_argument(
-        "--shop-port", type=int, default=8080, help="demo shop port (a free one if taken)"
+        "--shop-port", type=_port, default=8080, help="demo shop port (0: any free one)"
     )
     _agent_options(demo)
     demo.set_defaults(handler=_demo)
@@ -93,6 +93,69 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """Every command-line mistake in one line (``journeyman: ...``) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"journeyman: {message} (see {self.prog} --help)\n")
+
+
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def _log_level(text: str) -> str:
+    if text.lower() not in _LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(_LOG_LEVELS)}; got {text!r}")
+    return text.lower()
+
+
+def _count(name: str) -> Callable[[str], int]:
+    """A whole number >= 1, given as the option or as ``JOURNEYMAN_<name>``."""
+
+    def count(text: str) -> int:
+        if not text.strip().isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number >= 1 (also as $JOURNEYMAN_{name}), got {text!r}"
+            )
+        return int(text)
+
+    return count
+
+
+def _seconds(name: str) -> Callable[[str], float]:
+    """Seconds >= 0, given as the option or as ``JOURNEYMAN_<name>``."""
+
+    def seconds(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not 0 <= value < float("inf"):
+            raise argparse.ArgumentTypeError(
+                f"must be a number of seconds >= 0 (also as $JOURNEYMAN_{name}), got {text!r}"
+            )
+        return value
+
+    return seconds
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 0-65535, got {text!r}")
+    return int(text)
+
+
+def _listen(text: str) -> str:
+    """``host:port`` as the agent's server takes it (``:9464``: every address)."""
+    from agent.serve.server import parse_listen
+
+    try:
+        parse_listen(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def _agent_options(parser: argparse.ArgumentParser) -> None:
     """Options of a running agent; each also reads a JOURNEYMAN_* environment variable."""
 
@@ -101,14 +164,15 @@ def _agent_options(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--location", default=env("LOCATION", "local"), help="label on series")
     parser.add_argument(
-        "--listen", default=env("LISTEN", "127.0.0.1:9464"), help="host:port of /metrics"
-    )
+        "--listen", type=_listen, default=env("LISTEN", "127.0.0.1:9464"),
+        help="host:port of /metrics",
+    )  # fmt: skip
     parser.add_argument(
-        "--max-concurrency", type=int, default=int(env("MAX_CONCURRENCY", "8")),
+        "--max-concurrency", type=_count("MAX_CONCURRENCY"), default=env("MAX_CONCURRENCY", "8"),
         help="runs in flight at most",
     )  # fmt: skip
     parser.add_argument(
-        "--max-browsers", type=int, default=int(env("MAX_BROWSERS", "2")),
+        "--max-browsers", type=_count("MAX_BROWSERS"), default=env("MAX_BROWSERS", "2"),
         help="browser contexts open at most (about 2 saturate 2 cores)",
     )  # fmt: skip
     parser.add_argument(
@@ -117,7 +181,7 @@ def _agent_options(parser: argparse.ArgumentParser) -> None:
         "JOURNEYMAN_SHARD_ORDINAL or the hostname NAME-ORDINAL, N from JOURNEYMAN_SHARD_COUNT)",
     )  # fmt: skip
     parser.add_argument(
-        "--grace", type=float, default=float(env("GRACE", "30")),
+        "--grace", type=_seconds("GRACE"), default=env("GRACE", "30"),
         help="seconds runs in flight get to finish on SIGTERM",
     )  # fmt: skip
     parser.add_argument(
@@ -130,7 +194,10 @@ def _agent_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-format", choices=["json", "console"], default=env("LOG_FORMAT", "json")
     )
-    parser.add_argument("--log-level", default=env("LOG_LEVEL", "info"))
+    parser.add_argument(
+        "--log-level", type=_log_level, default=env("LOG_LEVEL", "info"),
+        help=f"one of {', '.join(_LOG_LEVELS)}",
+    )  # fmt: skip
     parser.add_argument(
         "--web.config.file", dest="web_config_file", type=Path,
         default=env("WEB_CONFIG_FILE", "") or None,
@@ -191,6 +258,7 @@ def _run(args: argparse.Namespace) -> int:
     configure_logging(json=args.log_format == "json", level=args.log_level)
     try:
         settings = _settings(args)
+        _check_junit(args.junit)
     except ValueError as error:
         print(f"journeyman: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -204,6 +272,13 @@ def _run(args: argparse.Namespace) -> int:
     if bad_files or not journeys:
         return EXIT_USAGE
     return EXIT_OK if all(result.ok for result in results) else EXIT_FAILED
+
+
+def _check_junit(path: Path | None) -> None:
+    """A JUnit report can be written to ``path``: said before any journey runs."""
+    if path is not None and (path.is_dir() or not path.parent.is_dir()):
+        why = "is a folder" if path.is_dir() else f"its folder {path.parent} does not exist"
+        raise ValueError(f"--junit {path}: {why}")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -220,9 +295,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> int:
-    """Run ``main`` until SIGTERM or SIGINT sets its stop event; then exit 0."""
+    """Run ``main`` until SIGTERM or SIGINT sets its stop event; then exit 0. One that
+    cannot start as configured (a port in use) exits 2 with its one line."""
     import asyncio
     import signal
+
+    from agent.app import StartError
 
     async def wrapper() -> None:
         stop = asyncio.Event()
@@ -231,7 +309,11 @@ def _until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]])
             loop.add_signal_handler(signum, stop.set)
         await main(stop)
 
-    asyncio.run(wrapper())
+    try:
+        asyncio.run(wrapper())
+    except StartError as error:
+        print(f"journeyman: {error}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 

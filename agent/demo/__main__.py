@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from agent.demo.chaos import ALL, TARGETS, ChaosSetting, parse_chaos_spec
 from agent.demo.server import start_shop
@@ -29,13 +30,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     return asyncio.run(_serve(args.host, args.port, chaos))
 
 
+class _Parser(argparse.ArgumentParser):
+    """A mistake in one line and exit status 2, as ``journeyman`` says them."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 0-65535, got {text!r}")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m agent.demo",
         description="Serve the Journeyman demo shop (storefront, partner API, chaos switch).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
+    parser.add_argument("--port", type=_port, default=8080, help="port (0: any free port)")
     parser.add_argument(
         "--chaos",
         action="append",

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 
-from agent.app import Settings, run_agent
+from agent.app import Settings, StartError, run_agent
 from agent.demo.server import RunningShop, start_shop
 from agent.demo.state import Credentials
 
@@ -26,12 +25,16 @@ async def run_demo(settings: Settings, stop: asyncio.Event, *, shop_port: int) -
 
 
 async def _start(port: int) -> RunningShop:
+    """The shop on ``port``; a port in use is said, never silently replaced: the banner,
+    bookmarks and the README's curl lines name it."""
     credentials = Credentials.from_environ(os.environ)  # SHOP_PASSWORD, PARTNER_SECRET
     try:
         return await start_shop("127.0.0.1", port, credentials=credentials)
-    except OSError:  # the port is taken: any free one will do for a demo
-        print(f"port {port} is taken; the shop uses a free port instead", file=sys.stderr)
-        return await start_shop("127.0.0.1", 0, credentials=credentials)
+    except OSError as error:
+        raise StartError(
+            f"the demo shop cannot listen on 127.0.0.1:{port}: {error.strerror or error} "
+            "(choose another port with --shop-port; 0 takes any free one)"
+        ) from None
 
 
 def _banner(shop: RunningShop, agent_url: str) -> str:
