@@ -21,7 +21,7 @@ service: storefront
 owner: web-team
 schedule: {{every: {every}, timeout: {timeout}}}
 slo: {{availability: 99%, latency: {{threshold: 2s, objective: 95%}}}}
-variables: {{base: "${{env.SHOP_URL}}"}}
+variables: {{base: "${{env.JOURNEY_SHOP_URL}}"}}
 steps:
   - name: home page
     http: {{get: "${{base}}/"}}
@@ -33,7 +33,7 @@ journey: inventory
 business_process: inventory-sync
 persona: partner
 schedule: {every: 1s, timeout: 0.9s}  # room for a busy machine
-variables: {base: "${env.SHOP_URL}"}
+variables: {base: "${env.JOURNEY_SHOP_URL}"}
 secrets: {client_secret: "${env.PARTNER_SECRET}"}
 steps:
   - name: get token

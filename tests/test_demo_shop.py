@@ -22,7 +22,7 @@ from agent.steps.http.model import HttpStep
 
 JOURNEYS = Path(__file__).parent.parent / "journeys"
 CARD = "4242 4242 4242 4242"
-SHOP_ENVIRON = {"SHOP_URL", "SHOP_PASSWORD", "PARTNER_SECRET"}
+SHOP_ENVIRON = {"JOURNEY_SHOP_URL", "SHOP_PASSWORD", "PARTNER_SECRET"}
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.language.loader import load
+from agent.language.templating import EnvAllowList
 
 INVALID = Path(__file__).parent / "invalid"
 
@@ -105,6 +106,22 @@ EXPECTED = {
         'header_name.yaml:8:9: steps[0].http.headers["X Customer"]: must be a header name '
         "(letters, digits and !#$%&'*+-.^_`|~), got a space",
     ],
+    "disallowed_env.yaml": [
+        "disallowed_env.yaml:5:3: variables.home: environment variable HOME is not allowed: "
+        "journeys may read JOURNEY_* and the variables their secrets: read (allow it with "
+        "--allow-env HOME, or read it under secrets:, which masks it)",
+        'disallowed_env.yaml:10:52: steps[0].http.headers["X-Token"]: environment variable '
+        "AWS_SECRET_ACCESS_KEY is not allowed: journeys may read JOURNEY_* and the variables "
+        "their secrets: read (allow it with --allow-env AWS_SECRET_ACCESS_KEY, or read it under "
+        "secrets:, which masks it)",
+    ],
+    "goto_local_file.yaml": [
+        "goto_local_file.yaml:6:9: steps[0].browser[0].goto: navigation to file:///etc/passwd "
+        "refused: journeys open http and https pages and about:blank only, not a local file",
+        "goto_local_file.yaml:7:16: steps[0].browser[1].goto.url: navigation to "
+        "data:text/html,<script>fetch('http://169.254.169.254/')</script> refused: journeys "
+        "open http and https pages and about:blank only, not a data: URL",
+    ],
     "several_documents.yaml": [
         "several_documents.yaml:9:3: steps: must have at least 1 item",
         "several_documents.yaml:10:3: journey: must be an id of lowercase letters, digits, - and "
@@ -116,7 +133,7 @@ EXPECTED = {
 @pytest.mark.parametrize("case", sorted(EXPECTED))
 def test_invalid_file_reports_its_exact_error(case: str) -> None:
     """Each broken file yields exactly its expected file:line:col: path: message; no journeys."""
-    result = load([INVALID / case], environ={"SHOP_PASSWORD": "set"})
+    result = load([INVALID / case], environ={"SHOP_PASSWORD": "set"}, allow_env=EnvAllowList())
     assert [str(p).replace(f"{INVALID}/", "") for p in result.errors] == EXPECTED[case]
     bad = [f for f in result.files.values() if f.errors]
     assert all(f.journeys == () for f in bad)
@@ -130,7 +147,7 @@ def test_every_invalid_case_is_asserted() -> None:
 def test_all_invalid_files_at_once() -> None:
     """Loading many broken files reports every mistake of every file in one pass, in order."""
     files = sorted(INVALID.glob("*.yaml"))
-    result = load(files, environ={"SHOP_PASSWORD": "set"})
+    result = load(files, environ={"SHOP_PASSWORD": "set"}, allow_env=EnvAllowList())
     expected = [line for file in files for line in EXPECTED[file.name]]
     assert [str(p).replace(f"{INVALID}/", "") for p in result.errors] == expected
     assert result.journeys == ()
@@ -328,3 +345,24 @@ def test_steps_say_which_variables_they_provide() -> None:
         BrowserStep.model_validate({"name": "b", "browser": [{"goto": "u"}]}).provides()
         == frozenset()
     )
+
+
+def test_env_allow_list_takes_patterns_and_the_journeys_own_secrets(tmp_path: Path) -> None:
+    """${env.X} loads when X matches --allow-env or the journey's secrets: read X (in any
+    field then); otherwise it is an error; allow_env None (rules, dashboard) checks nothing."""
+    text = GOOD.replace("Bearer ${token}", "Bearer ${token} ${env.SHOP_PASSWORD}")
+    write(tmp_path, {"a.yaml": text})
+
+    def errors(allow: EnvAllowList | None) -> list[str]:
+        loaded = load([tmp_path], environ=ENV, allow_env=allow)
+        return [f"{p.path}: {p.message.split(':')[0]}" for p in loaded.errors]
+
+    assert errors(EnvAllowList()) == [
+        "variables.base: environment variable SHOP_URL is not allowed"
+    ]
+    assert errors(EnvAllowList(["SHOP_*"])) == []
+    assert errors(EnvAllowList(["SHOP_URL", "JOURNEY_*"])) == []
+    assert errors(EnvAllowList([])) == [
+        "variables.base: environment variable SHOP_URL is not allowed"
+    ]
+    assert errors(None) == []

@@ -18,7 +18,7 @@ secrets: {pw: "${env.PLANTED}"}
 steps:
   - name: send secret
     http:
-      get: ${env.BASE}/echo
+      get: ${env.JOURNEY_BASE}/echo
       query: {password: "${secret.pw}"}
     expect: {body_contains: never-there}
 """
@@ -28,7 +28,7 @@ journey: healthy
 business_process: order-to-cash
 steps:
   - name: status
-    http: {get: "${env.BASE}/status/200"}
+    http: {get: "${env.JOURNEY_BASE}/status/200"}
 """
 
 
@@ -40,7 +40,7 @@ async def run_once(*args: str, base: str) -> tuple[int, str, str]:
         "run",
         "--once",
         *args,
-        env={**os.environ, "BASE": base, "PLANTED": SECRET},
+        env={**os.environ, "JOURNEY_BASE": base, "PLANTED": SECRET},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -55,7 +55,7 @@ JOURNEY = """\
 journey: {id}
 business_process: secrets
 schedule: {{every: 8s, timeout: 7s}}
-variables: {{base: "${{env.ECHO}}"}}
+variables: {{base: "${{env.JOURNEY_ECHO}}"}}
 secrets: {{pw: "${{env.PLANTED}}", header: "${{env.PLANTED_ASCII}}"}}
 steps:
 {steps}"""
@@ -131,7 +131,7 @@ def _journeys(folder: Path) -> Path:
 
 
 def _environ(base: str) -> dict[str, str]:
-    return {"ECHO": base, "PLANTED": SECRET, "PLANTED_ASCII": HEADER_SECRET}
+    return {"JOURNEY_ECHO": base, "PLANTED": SECRET, "PLANTED_ASCII": HEADER_SECRET}
 
 
 def _assert_planted(app: web.Application) -> None:
@@ -251,7 +251,7 @@ async def test_browser_evidence_pictures_no_secret(
         "journey": "shown",
         "business_process": "secrets",
         "schedule": {"every": "1m", "timeout": "10s"},
-        "variables": {"base": "${env.ECHO}"} | ({} if secret else {"pw": "${env.PLANTED}"}),
+        "variables": {"base": "${env.JOURNEY_ECHO}"} | ({} if secret else {"pw": "${env.PLANTED}"}),
         "secrets": {"pw": "${env.PLANTED}"} if secret else {},
         "steps": yaml.safe_load(SHOWN.replace("VALUE", value)),
     }
@@ -295,7 +295,7 @@ async def test_a_secret_learnt_during_the_run_stops_the_screencast(
         "journey": "learnt",
         "business_process": "secrets",
         "schedule": {"every": "1m", "timeout": "10s"},
-        "variables": {"base": "${env.ECHO}"},
+        "variables": {"base": "${env.JOURNEY_ECHO}"},
         "steps": yaml.safe_load(LEARNT),
     }
     async with BrowserPool() as pool:

@@ -19,7 +19,7 @@ business_process: order-to-cash
 schedule: {{every: 5m, timeout: 30s}}
 slo: {{availability: 99.5%, latency: {{threshold: 800ms, objective: 95%}}, window: 28d}}
 variables:
-  base: ${{env.SHOP_URL}}
+  base: ${{env.JOURNEY_SHOP_URL}}
 steps:
   - name: home page
     http: {{get: "${{base}}/", max_body: 1MB}}
@@ -47,7 +47,7 @@ def test_console_script_reports_errors_and_exits_2(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={"SHOP_URL": "http://127.0.0.1:1", "PATH": "/usr/bin:/bin"},
+        env={"JOURNEY_SHOP_URL": "http://127.0.0.1:1", "PATH": "/usr/bin:/bin"},
         check=False,
     )
     assert done.returncode == 2, done.stderr
@@ -62,7 +62,7 @@ def test_good_journeys_exit_0(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Valid files print only the count and exit 0."""
-    monkeypatch.setenv("SHOP_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("JOURNEY_SHOP_URL", "http://127.0.0.1:1")
     assert main(["validate", str(journeys(tmp_path, "one", "two"))]) == 0
     assert capsys.readouterr().out == "2 journeys OK\n"
 
@@ -71,17 +71,17 @@ def test_unset_env_warns_and_require_env_fails(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An unset ${env.X} is a printed warning (exit 0); with --require-env an error (exit 2)."""
-    monkeypatch.delenv("SHOP_URL", raising=False)
+    monkeypatch.delenv("JOURNEY_SHOP_URL", raising=False)
     journeys(tmp_path, "one")
     where = f"{tmp_path}/one.yaml:6:3"
     assert main(["validate", str(tmp_path)]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        f"{where}: warning: variables.base: environment variable SHOP_URL is not set",
+        f"{where}: warning: variables.base: environment variable JOURNEY_SHOP_URL is not set",
         "1 journey OK",
     ]
     assert main(["validate", "--require-env", str(tmp_path)]) == 2
     assert capsys.readouterr().out.splitlines() == [
-        f"{where}: variables.base: environment variable SHOP_URL is not set",
+        f"{where}: variables.base: environment variable JOURNEY_SHOP_URL is not set",
         "0 journeys OK, 1 file with errors",
     ]
 

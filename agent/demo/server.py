@@ -54,9 +54,11 @@ class RunningShop:
         return self.state.credentials
 
     def environ(self) -> dict[str, str]:
-        """The environment the example journeys read: SHOP_URL, SHOP_PASSWORD, PARTNER_SECRET."""
+        """The environment the example journeys read: JOURNEY_SHOP_URL (a plain variable:
+        the JOURNEY_ prefix is what journeys may read by default), and the secrets
+        SHOP_PASSWORD and PARTNER_SECRET (read under secrets:, so always allowed)."""
         return {
-            "SHOP_URL": self.url,
+            "JOURNEY_SHOP_URL": self.url,
             "SHOP_PASSWORD": self.credentials.password,
             "PARTNER_SECRET": self.credentials.partner_secret,
         }

@@ -24,7 +24,7 @@ from agent.language.catalog import Catalog
 from agent.language.field_errors import field_errors, format_path, suggest
 from agent.language.model import Journey
 from agent.language.references import check_references
-from agent.language.templating import Masker
+from agent.language.templating import EnvAllowList, Masker
 from agent.language.yaml_marks import Document, Marks, Position, parse
 from agent.language.yaml_marks import Path as DataPath
 
@@ -97,11 +97,13 @@ def load(
     *,
     environ: Mapping[str, str] | None = None,
     require_env: bool = False,
+    allow_env: EnvAllowList | None = None,
 ) -> LoadResult:
     """Load journey files and folders, and the catalog among them.
 
     ``environ`` is checked for every ``${env.NAME}``: an unset one is a warning, or an
-    error with ``require_env``; None skips that check.
+    error with ``require_env``; None skips that check. With ``allow_env``, an
+    ``${env.NAME}`` a journey may not read (``--allow-env``) is an error.
     """
     drafts = []
     for path, error in _discover(paths):
@@ -109,13 +111,22 @@ def load(
         if error:
             draft.add(None, (), error)
         else:
-            draft.read(environ, require_env)
+            draft.read(_EnvRules(environ, require_env, allow_env))
         drafts.append(draft)
     catalog = _the_catalog(drafts)
     if catalog is not None:
         _check_processes(drafts, catalog)
     _check_unique_ids(drafts)
     return LoadResult({d.path: d.result() for d in drafts}, catalog)
+
+
+@dataclass(frozen=True)
+class _EnvRules:
+    """How ``${env.NAME}`` references are checked (see :func:`load`)."""
+
+    environ: Mapping[str, str] | None
+    require_env: bool
+    allow_env: EnvAllowList | None
 
 
 @dataclass
@@ -147,7 +158,7 @@ class _Draft:
     def add_at(self, parsed: _Parsed, path: DataPath, message: str) -> None:
         self.add(parsed.marks.at(parsed.root + path), path, message)
 
-    def read(self, environ: Mapping[str, str] | None, require_env: bool) -> None:
+    def read(self, env: _EnvRules) -> None:
         try:
             text = self.path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
@@ -171,7 +182,7 @@ class _Draft:
         if self.path.name in CATALOG_NAMES:
             self._read_catalog(documents)
         else:
-            self._read_journeys(documents, environ, require_env)
+            self._read_journeys(documents, env)
 
     def _read_catalog(self, documents: list[Document]) -> None:
         found = [d for d in documents if d.data is not None]
@@ -183,9 +194,7 @@ class _Draft:
         elif not self.problems:
             self.add(None, (), "the catalog is empty")
 
-    def _read_journeys(
-        self, documents: list[Document], environ: Mapping[str, str] | None, require_env: bool
-    ) -> None:
+    def _read_journeys(self, documents: list[Document], env: _EnvRules) -> None:
         for document in documents:
             data, marks = document.data, document.marks
             items: list[tuple[DataPath, Any]] = [((), data)]
@@ -197,7 +206,14 @@ class _Draft:
                     continue
                 parsed = _Parsed(journey, marks, root)
                 self.journeys.append(parsed)
-                for found in check_references(journey, item, environ, require_env=require_env):
+                found_all = check_references(
+                    journey,
+                    item,
+                    env.environ,
+                    require_env=env.require_env,
+                    allow_env=env.allow_env,
+                )
+                for found in found_all:
                     at = marks.at(root + found.path)
                     self.add(at, found.path, found.message, warning=not found.error)
         if not self.journeys and not self.problems:

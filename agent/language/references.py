@@ -2,8 +2,9 @@
 
 Templates are resolved at run time (:mod:`agent.language.templating`); here the loader makes sure
 they will resolve: ``${name}`` is a journey variable or a value an earlier step extracts,
-``${secret.NAME}`` is declared under ``secrets``, ``${env.NAME}`` is set (a warning, or
-an error when the environment must be complete), and every reference is well formed.
+``${secret.NAME}`` is declared under ``secrets``, ``${env.NAME}`` is one journeys may
+read (``--allow-env``, or read under ``secrets``) and is set (a warning, or an error when
+the environment must be complete), and every reference is well formed.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from agent.language.field_errors import format_path, suggest
 from agent.language.model import Journey
-from agent.language.templating import references
+from agent.language.templating import EnvAllowList, references
 from agent.language.yaml_marks import Path
 from agent.steps.http.model import METHODS
 
-__all__ = ["Finding", "check_references"]
+__all__ = ["Finding", "check_references", "navigation_refusal"]
 
 _URL_KEYS = frozenset(METHODS) | {"goto"}  # values that servers and proxies log in full
 
@@ -36,12 +38,14 @@ def check_references(
     environ: Mapping[str, str] | None,
     *,
     require_env: bool = False,
+    allow_env: EnvAllowList | None = None,
 ) -> list[Finding]:
     """Every reference problem in ``journey`` (validated from ``data``).
 
-    ``environ`` None skips the check that environment variables are set.
+    ``environ`` None skips the check that environment variables are set; ``allow_env``
+    None the check that the journey may read them.
     """
-    check = _Checker(journey, environ, require_env)
+    check = _Checker(journey, environ, require_env, allow_env, _secret_env(data))
     for section in ("variables", "secrets"):
         for path, text in _strings(data.get(section), (section,)):
             check.text(path, text, variables=None)
@@ -58,11 +62,18 @@ def check_references(
 
 class _Checker:
     def __init__(
-        self, journey: Journey, environ: Mapping[str, str] | None, require_env: bool
+        self,
+        journey: Journey,
+        environ: Mapping[str, str] | None,
+        require_env: bool,
+        allow_env: EnvAllowList | None,
+        secret_env: set[str],
     ) -> None:
         self.journey = journey
         self.environ = environ
         self.require_env = require_env
+        self.allow_env = allow_env
+        self.secret_env = secret_env  # read under secrets: always allowed (and masked)
         self.findings: list[Finding] = []
         self._setters = {name: i for i, s in enumerate(journey.steps) for name in s.provides()}
 
@@ -71,12 +82,22 @@ class _Checker:
 
     def text(self, path: Path, text: str, variables: set[str] | None) -> None:
         """Check one string; ``variables`` None means no ``${name}`` may be used there."""
+        written = text.split("${", 1)[0]  # what no template can change
+        is_goto = path[-1] == "goto" or path[-2:] == ("goto", "url")
+        if is_goto and urlsplit(written).scheme and written != "about:":
+            refused = navigation_refusal(written)
+            if refused is not None:
+                self.findings.append(Finding(path, refused))
         try:
             found = references(text)
         except ValueError as error:
             self.findings.append(Finding(path, str(error)))
             return
         for scope, name in found:
+            allow = self.allow_env
+            if scope == "env" and allow is not None and not allow.allows(name, self.secret_env):
+                self.findings.append(Finding(path, allow.refusal(name)))
+                continue
             message = self._problem(scope, name, variables)
             if message:
                 fatal = scope != "env" or self.require_env
@@ -101,6 +122,39 @@ class _Checker:
             later = format_path(("steps", self._setters[name]))
             return f"variable {name!r} is only set later, by {later}"
         return f"undefined variable {name!r}{suggest(name, sorted(variables))}"
+
+
+_WEB = ("http", "https")
+
+
+def navigation_refusal(url: str, *, subframe: bool = False) -> str | None:
+    """Why a frame may not be navigated to ``url``, or None. The main frame opens http and
+    https pages and ``about:blank`` only: no ``file:`` (the agent's files), ``data:`` or
+    ``javascript:`` (pages written in the journey), ``chrome:`` or ``view-source:``. A
+    subframe may also hold what its page made itself (``data:``, ``blob:``,
+    ``about:srcdoc``), which reads no local file and reaches no host."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in _WEB or url == "about:blank":
+        return None
+    if subframe and scheme in ("data", "blob", "about"):
+        return None
+    what = "a local file" if scheme == "file" else f"a {scheme}: URL" if scheme else "this"
+    shown = url if len(url) <= 100 else url[:100] + "..."
+    return (
+        f"navigation to {shown} refused: journeys open http and https pages and about:blank "
+        f"only, not {what}"
+    )
+
+
+def _secret_env(data: Mapping[str, Any]) -> set[str]:
+    """The environment variables the journey's ``secrets`` read."""
+    names = set()
+    for _, text in _strings(data.get("secrets"), ("secrets",)):
+        try:
+            names |= {name for scope, name in references(text) if scope == "env"}
+        except ValueError:
+            continue  # reported where it is written
+    return names
 
 
 def _strings(node: Any, path: Path) -> Iterator[tuple[Path, str]]:

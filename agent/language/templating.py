@@ -13,11 +13,21 @@ import functools
 import html.entities
 import itertools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-__all__ = ["MASK", "Masker", "MissingValue", "Template", "references"]
+__all__ = [
+    "DEFAULT_ALLOW_ENV",
+    "MASK",
+    "EnvAllowList",
+    "JourneyEnviron",
+    "Masker",
+    "MissingValue",
+    "Template",
+    "references",
+]
 
 MASK = "***"
 _REF = re.compile(r"\$\$\{|\$\{([^}]*)\}")
@@ -256,6 +266,61 @@ def _base64_cores(secret: bytes) -> list[str]:
     ]
 
 
+DEFAULT_ALLOW_ENV = ("JOURNEY_*",)
+
+
+class EnvAllowList:
+    """Which of the agent's environment variables journeys may read (``--allow-env``).
+
+    A journey may read ``${env.NAME}`` when NAME matches one of the patterns (shell
+    wildcards, case-sensitive: ``JOURNEY_*``, ``SHOP_URL``) or when the journey's own
+    ``secrets:`` read it (a secret is masked everywhere). The rest of the agent's
+    environment (``HOME``, the container's credentials) is not the journeys' to read.
+    """
+
+    def __init__(self, patterns: Iterable[str] = DEFAULT_ALLOW_ENV) -> None:
+        self.patterns = tuple(dict.fromkeys(p.strip() for p in patterns if p.strip()))
+
+    def allows(self, name: str, secret_names: Collection[str] = ()) -> bool:
+        return name in secret_names or any(fnmatchcase(name, p) for p in self.patterns)
+
+    def refusal(self, name: str) -> str:
+        """Why ``name`` may not be read, and how to allow it (never its value)."""
+        may = ", ".join(self.patterns)
+        return (
+            f"environment variable {name} is not allowed: journeys may read "
+            f"{may + ' and ' if may else ''}the variables their secrets: read (allow it with "
+            f"--allow-env {name}, or read it under secrets:, which masks it)"
+        )
+
+
+class JourneyEnviron(Mapping[str, str]):
+    """The agent's environment as one journey sees it: every variable is there (so that
+    an unset one is told apart), but reading one it may not read is refused by
+    :class:`Template` as ``config``."""
+
+    def __init__(
+        self, raw: Mapping[str, str], allowed: EnvAllowList, secret_names: Collection[str]
+    ) -> None:
+        self.raw = raw
+        self.allowed = allowed
+        self.secret_names = frozenset(secret_names)
+
+    def refusal(self, name: str) -> str | None:
+        if self.allowed.allows(name, self.secret_names):
+            return None
+        return self.allowed.refusal(name)
+
+    def __getitem__(self, name: str) -> str:
+        return self.raw[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+
 class Template:
     """Resolves references against a run's variables, secrets and environment."""
 
@@ -296,6 +361,10 @@ class Template:
         source: Mapping[str, Any] = {
             "var": self.variables, "env": self.environ, "secret": self.secrets,
         }[scope]  # fmt: skip
+        if scope == "env" and isinstance(self.environ, JourneyEnviron):
+            refused = self.environ.refusal(name)  # before "not set": it tells nothing
+            if refused is not None:
+                raise MissingValue(refused)
         if name not in source:
             label = {"var": "variable", "env": "environment variable", "secret": "secret"}[scope]
             raise MissingValue(f"{label} {name!r} is not set")

@@ -11,31 +11,42 @@ fallback and the StepResult.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agent.language.templating import Masker, Template
+from agent.language.templating import EnvAllowList, JourneyEnviron, Masker, Template, references
+from agent.run.egress import EgressPolicy
 from agent.run.results import FailureReason, Measurement
 from agent.run.tls import TlsContexts
 from agent.steps.kind import Unit
 
 if TYPE_CHECKING:
+    from agent.language.model import Journey
     from agent.run.artifacts import ArtifactStore
     from agent.run.browser_pool import BrowserPool
 
 __all__ = [
+    "MASK_WINDOW",
+    "Mask",
     "RunEnvironment",
     "StepContext",
     "StepFailed",
     "StepFunction",
     "StepRecord",
+    "ca_bundle",
+    "confined",
+    "masked_cut",
 ]
 
 R = TypeVar("R")
+Mask = Callable[[str], str]  # a run's masker, or ``str`` for none
+MASK_WINDOW = 4096  # characters past a cut masked with the text (a longer secret may leak)
 
 
 class StepFailed(Exception):
@@ -82,6 +93,53 @@ class RunEnvironment:
     browser: BrowserPool | None = None
     artifacts: ArtifactStore | None = None  # where browser steps keep evidence
     location: str = "local"
+    # What journeys may reach (docs/security.md, "What a journey may reach"):
+    allow_env: EnvAllowList = field(default_factory=EnvAllowList)  # applied by for_journey
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
+    uploads_dir: Path | None = None  # browser uploads only from here; None: none
+    ca_dir: Path | None = None  # verify: CA bundle paths only from here; None: none
+
+    def for_journey(self, journey: Journey) -> RunEnvironment:
+        """This environment as ``journey`` may see it: of the agent's environment variables,
+        those ``allow_env`` matches and those its own ``secrets:`` read."""
+        raw = self.environ.raw if isinstance(self.environ, JourneyEnviron) else self.environ
+        names = {
+            name
+            for value in journey.secrets.values()
+            for scope, name in references(str(value))
+            if scope == "env"
+        }
+        return dataclasses.replace(self, environ=JourneyEnviron(raw, self.allow_env, names))
+
+
+def ca_bundle(verify: bool | str, env: RunEnvironment) -> bool | str:
+    """A step's ``verify`` as the TLS contexts take it: a CA bundle path (a PEM file or a
+    folder of hashed certificates) only from ``--ca-dir``; true and false as they are."""
+    if isinstance(verify, bool):
+        return verify
+    where = confined(verify, env.ca_dir, what="verify", may="read CA bundles", flag="--ca-dir")
+    return str(where)
+
+
+def confined(written: str, root: Path | None, *, what: str, may: str, flag: str) -> Path:
+    """The file ``written`` (relative to ``root``, or absolute) once resolved, symlinks
+    and ``..`` included, when it lies inside ``root``; else StepFailed (config) saying
+    that journeys ``may`` (upload files, read CA bundles) only from ``flag``."""
+    if root is None:
+        raise StepFailed(
+            FailureReason.CONFIG,
+            f"{what} {written!r} refused: journeys may {may} only from {flag}, which this "
+            f"agent was not given (start it with {flag} DIR)",
+        )
+    base = root.resolve()
+    path = (base / written).resolve()  # an absolute ``written`` replaces base
+    if not path.is_relative_to(base):
+        raise StepFailed(
+            FailureReason.CONFIG,
+            f"{what} {written!r} refused: journeys may {may} only from {flag} {root}, and "
+            f"it resolves to {path}, outside",
+        )
+    return path
 
 
 @dataclass
@@ -124,6 +182,15 @@ class StepContext:
 
     async def aclose(self) -> None:
         await self._stack.aclose()
+
+
+def masked_cut(text: str, limit: int, mask: Mask) -> str:
+    """``text`` masked, then cut to ``limit`` characters (``...`` marks a cut), for a
+    failure message: masked first, so that a secret the cut goes through is masked whole
+    (its beginning alone is nothing a masker recognises). Only the first ``limit +
+    MASK_WINDOW`` characters are masked; what follows is not shown."""
+    shown = mask(text[: limit + MASK_WINDOW])
+    return shown if len(shown) <= limit else shown[:limit] + "..."
 
 
 StepFunction = Callable[[Any, StepContext], Awaitable[None]]
