@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from aiohttp import web
 from conftest import ContextFactory
 from http_servers import TlsServerFiles, fails, http_step, serve_app
 
-from agent.run.context import StepRecord
+from agent.run.context import RunEnvironment, StepRecord
 from agent.run.results import FailureReason
+from agent.run.tls import TlsContexts
 from agent.steps.http.run import run
+
+
+@pytest.fixture
+def run_env(tmp_path: Path) -> RunEnvironment:
+    """The shared fixture's environment with --ca-dir where ``tls_files`` writes its CA."""
+    return RunEnvironment(environ={}, tls=TlsContexts(), ca_dir=tmp_path)
 
 
 def hello_app() -> web.Application:

@@ -25,6 +25,7 @@ from agent.language.model import Journey
 from agent.run.context import RunEnvironment, StepContext, StepFailed
 from agent.run.results import FailureReason, Outcome
 from agent.run.runner import run_journey
+from agent.run.tls import TlsContexts
 from agent.steps.http.model import HttpStep
 from agent.steps.http.run import run as run_http
 from agent.steps.tcp.model import TcpStep
@@ -32,6 +33,12 @@ from agent.steps.tcp.run import PHASES, run
 from exporters.prometheus import PrometheusExporter
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@pytest.fixture
+def run_env(tmp_path: Path) -> RunEnvironment:
+    """The shared fixture's environment with --ca-dir where ``tls_files`` writes its CA."""
+    return RunEnvironment(environ={}, tls=TlsContexts(), ca_dir=tmp_path)
 
 
 async def attempt(ctx: StepContext, **fields: Any) -> StepFailed | None:

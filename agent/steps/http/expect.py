@@ -4,16 +4,17 @@ A status that does not match is ``http_status``; every other unmet expectation i
 ``assertion``; a body an expectation cannot read (see :mod:`agent.steps.http.reply`)
 is ``protocol``. Without ``status``, any 2xx or 3xx passes and 4xx/5xx fail: a monitor
 that passes a 500 is worse than none. Expected values (not regular expressions) may use
-``${...}``; they are rendered at run time.
+``${...}``; they are rendered at run time. Regular expressions run within a time bound
+(:mod:`agent.run.patterns`): one that takes too long on the reply is an ``assertion``
+failure saying so. Quoted texts are masked before they are cut.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, NoReturn
 
-from agent.language.templating import Template
-from agent.run.context import StepFailed
+from agent.run.context import MASK_WINDOW, Mask, StepContext, StepFailed, masked_cut
+from agent.run.patterns import PatternTooSlow, search
 from agent.run.results import FailureReason
 from agent.steps.http.model import Expect
 from agent.steps.http.reply import Reply, json_text, snippet
@@ -25,12 +26,12 @@ _CONTEXT_CHARS = 60  # shown either side of an unwanted text that was found
 _SHOWN_CHARS = 100
 
 
-def check(expect: Expect, reply: Reply, template: Template) -> None:
+async def check(expect: Expect, reply: Reply, ctx: StepContext) -> None:
     """Raise StepFailed for the first expectation ``reply`` does not meet."""
     _status(DEFAULT_STATUS if expect.status is None else expect.status, reply)
-    _body(expect, reply, template)
-    _json(expect, reply, template)
-    _headers(expect, reply, template)
+    await _body(expect, reply, ctx)
+    await _json(expect, reply, ctx)
+    await _headers(expect, reply, ctx)
     limit, took = expect.max_duration, reply.duration
     if limit is not None and took is not None and took > limit:
         _fail(f"expected a duration of at most {limit:g}s, took {took:.3f}s")
@@ -49,48 +50,65 @@ def _status(expected: int | str | list[int | str], reply: Reply) -> None:
     )
 
 
-def _body(expect: Expect, reply: Reply, template: Template) -> None:
+async def _body(expect: Expect, reply: Reply, ctx: StepContext) -> None:
+    template = ctx.template
     for needle in template.render(_listed(expect.body_contains)):
         if needle not in reply.text:
             _fail(f"expected the body to contain {needle!r}, got {reply.description()}")
     for needle in template.render(_listed(expect.body_not_contains)):
         at = reply.text.find(needle)
         if at >= 0:
-            around = reply.text[max(0, at - _CONTEXT_CHARS) : at + len(needle) + _CONTEXT_CHARS]
-            _fail(f"expected the body not to contain {needle!r}, found it in {snippet(around)}")
-    if expect.body_matches is not None and not re.search(expect.body_matches, reply.text):
+            around = _around(reply.text, at, len(needle), reply.mask)
+            _fail(f"expected the body not to contain {needle!r}, found it in {around}")
+    if expect.body_matches is not None and not await _matches(expect.body_matches, reply.text, ctx):
         _fail(f"expected the body to match {expect.body_matches!r}, got {reply.description()}")
 
 
-def _json(expect: Expect, reply: Reply, template: Template) -> None:
-    for path, wanted in template.render(expect.json_equals).items():
+def _around(text: str, at: int, length: int, mask: Mask) -> str:
+    """The text either side of ``text[at : at + length]``, each side masked before it is
+    cut (so a secret cut by either edge is masked whole), quoted."""
+    before = mask(text[max(0, at - _CONTEXT_CHARS - MASK_WINDOW) : at])[-_CONTEXT_CHARS:]
+    after = masked_cut(text[at + length :], _CONTEXT_CHARS, mask).removesuffix("...")
+    return snippet(before + text[at : at + length] + after, mask=mask)
+
+
+async def _json(expect: Expect, reply: Reply, ctx: StepContext) -> None:
+    mask = reply.mask
+    for path, wanted in ctx.template.render(expect.json_equals).items():
         found, value = reply.json_value(path)
         if not found:
-            _fail(f"expected {path} to be {_shown(wanted)}, got no such value")
+            _fail(f"expected {path} to be {_shown(wanted, mask)}, got no such value")
         if not _same(value, wanted):
-            _fail(f"expected {path} to be {_shown(wanted)}, got {_shown(value)}")
+            _fail(f"expected {path} to be {_shown(wanted, mask)}, got {_shown(value, mask)}")
     for path in expect.json_exists:
         if not reply.json_value(path)[0]:
             _fail(f"expected {path} to exist, got {reply.description()}")
     for path, pattern in expect.json_matches.items():
         found, value = reply.json_value(path)
         text = value if isinstance(value, str) else json_text(value)
-        if not found or not re.search(pattern, text):
-            got = _shown(value) if found else "no such value"
+        if not found or not await _matches(pattern, text, ctx):
+            got = _shown(value, mask) if found else "no such value"
             _fail(f"expected {path} to match {pattern!r}, got {got}")
 
 
-def _headers(expect: Expect, reply: Reply, template: Template) -> None:
-    for name, wanted in template.render(expect.headers).items():
+async def _headers(expect: Expect, reply: Reply, ctx: StepContext) -> None:
+    for name, wanted in ctx.template.render(expect.headers).items():
         value = reply.headers.get(name)
         if value != wanted:
             got = repr(value) if value is not None else "no such header"
             _fail(f"expected header {name}: {wanted!r}, got {got}")
     for name, pattern in expect.header_matches.items():
         value = reply.headers.get(name)
-        if value is None or not re.search(pattern, value):
+        if value is None or not await _matches(pattern, value, ctx):
             got = repr(value) if value is not None else "no such header"
             _fail(f"expected header {name} to match {pattern!r}, got {got}")
+
+
+async def _matches(pattern: str, text: str, ctx: StepContext) -> bool:
+    try:
+        return await search(pattern, text, ctx.remaining()) is not None
+    except PatternTooSlow as slow:
+        _fail(f"expected a match, but {slow.message}")
 
 
 def _same(actual: Any, wanted: Any) -> bool:
@@ -104,10 +122,9 @@ def _same(actual: Any, wanted: Any) -> bool:
     return bool(actual == wanted)
 
 
-def _shown(value: Any) -> str:
-    """A JSON value as JSON (``true``, ``"42"``), truncated."""
-    text = json_text(value)
-    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
+def _shown(value: Any, mask: Mask) -> str:
+    """A JSON value as JSON (``true``, ``"42"``), masked, truncated."""
+    return masked_cut(json_text(value), _SHOWN_CHARS, mask)
 
 
 def _listed(value: str | list[str] | None) -> list[str]:

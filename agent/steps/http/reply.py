@@ -13,7 +13,8 @@ holds, making it ends in a value or a step failure, never in an exception of our
   limit fail as ``protocol``; so does a value too deep to write back as JSON;
 - **what a person saw**, for failure messages: never fails, and costs at most a linear
   scan of the body's start (html.parser took 25 s on 32 KB of ``<a <a <a`` and raised
-  AssertionError on ``<![``).
+  AssertionError on ``<![``). Secrets are masked before the text is cut (a secret
+  straddling the cut would otherwise leave its beginning, which no masker recognises).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 import httpx
 
 from agent.language import jsonpath
-from agent.run.context import StepFailed
+from agent.run.context import MASK_WINDOW, Mask, StepFailed, masked_cut
 from agent.run.results import FailureReason
 
 __all__ = ["Reply", "describe_body", "json_text", "snippet"]
@@ -53,7 +54,14 @@ _CHARSET = re.compile(r';\s*charset\s*=\s*"?([^";\s]+)', re.IGNORECASE)
 class Reply:
     """The final response of a step (after redirects), its body read up to the cap."""
 
-    def __init__(self, response: httpx.Response, body: bytes, duration: float | None) -> None:
+    def __init__(
+        self,
+        response: httpx.Response,
+        body: bytes,
+        duration: float | None,
+        mask: Mask = str,
+    ) -> None:
+        self.mask = mask  # applied to what messages quote, before it is cut
         self.status_code = response.status_code
         self.reason_phrase = response.reason_phrase
         self.headers = response.headers
@@ -80,8 +88,9 @@ class Reply:
     def description(self) -> str:
         """What a person would see in the body, for failure messages: never fails."""
         if self._text is not None:
-            return describe_body(self._text)
-        return describe_body(self.body[: 4 * _PAGE_CHARS].decode("utf-8", errors="replace"))
+            return describe_body(self._text, mask=self.mask)
+        text = self.body[: 4 * _PAGE_CHARS].decode("utf-8", errors="replace")
+        return describe_body(text, mask=self.mask)
 
     @cached_property
     def _document(self) -> tuple[Any, str]:
@@ -124,35 +133,35 @@ def _decoded(body: bytes, charset: str) -> str | None:
     return body.decode(name, errors="replace") if name in _WEB_CHARSETS else None
 
 
-_WORD = re.compile(rf"\S{{1,{SNIPPET_CHARS + 1}}}")  # a long word in pieces: bounded copies
+# a long word in pieces (bounded copies), each longer than what is masked and shown, so
+# that no piece boundary (a space once joined) falls inside a secret that is shown
+_WORD = re.compile(rf"\S{{1,{2 * MASK_WINDOW}}}")
 
 
-def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
-    """``text`` on one line, truncated, quoted: for "got ..." in failure messages."""
+def snippet(text: str, limit: int = SNIPPET_CHARS, mask: Mask = str) -> str:
+    """``text`` on one line, masked, truncated, quoted: for "got ..." in failure messages."""
     words: list[str] = []
     size = 0
     for word in _WORD.finditer(text):  # lazily: only as far as the snippet needs
         words.append(word[0])
         size += len(word[0]) + 1
-        if size > limit + 1:
+        if size > limit + 1 + MASK_WINDOW:
             break
-    flat = " ".join(words)
-    if len(flat) > limit:
-        flat = flat[:limit] + "..."
+    flat = masked_cut(" ".join(words), limit, mask)
     return repr(flat) if flat else "an empty body"
 
 
 _HTML = re.compile(r"\s*(<!doctype html|<html)", re.IGNORECASE)
 
 
-def describe_body(text: str, limit: int = SNIPPET_CHARS) -> str:
+def describe_body(text: str, limit: int = SNIPPET_CHARS, mask: Mask = str) -> str:
     """What a person would see in ``text``: for an HTML page its title and visible text
     (not its markup, whose first 200 characters are always the same), else a snippet."""
     if not _HTML.match(text):
-        return snippet(text, limit)
+        return snippet(text, limit, mask)
     title, seen = _visible(text[:_PAGE_CHARS])
-    title = " ".join(title.split())
-    shown = snippet(seen, limit)
+    title = masked_cut(" ".join(title.split()), limit, mask)
+    shown = snippet(seen, limit, mask)
     return f"a page titled {title!r} showing {shown}" if title else f"a page showing {shown}"
 
 

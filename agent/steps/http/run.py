@@ -3,6 +3,9 @@ body up to its cap, time it from trace events, then check ``expect`` and run ``e
 
 Library errors become failure reasons in :mod:`agent.steps.http.errors`, here and only
 here. Measurements land on ``ctx.record`` as they are made, so a failed step keeps them.
+What a journey may reach is checked here too: a ``verify`` CA bundle only from
+``--ca-dir``, and every connection (redirects included) against the egress policy
+(:mod:`agent.steps.http.session`); both refusals are ``config``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 import httpx
 
 from agent.language.templating import Masker
-from agent.run.context import StepContext, StepFailed
+from agent.run.context import StepContext, StepFailed, ca_bundle
+from agent.run.egress import EgressRefused
 from agent.run.results import FailureReason
 from agent.run.tls import TlsConfigError
 from agent.steps.http.body import read_capped, too_large
@@ -39,8 +43,10 @@ _MAX_PORT = 65535
 
 async def run(step: HttpStep, ctx: StepContext) -> None:
     request_spec = step.http
-    verify = ctx.template.render(request_spec.verify)
-    session = await ctx.resource(HttpSession, lambda: open_session(ctx.env.tls, ctx.cookies))
+    verify = ca_bundle(ctx.template.render(request_spec.verify), ctx.env)
+    session = await ctx.resource(
+        HttpSession, lambda: open_session(ctx.env.tls, ctx.cookies, ctx.env.egress)
+    )
     try:
         client = session.client(verify)
     except TlsConfigError as error:
@@ -50,8 +56,8 @@ async def run(step: HttpStep, ctx: StepContext) -> None:
     except httpx.InvalidURL as error:
         raise StepFailed(FailureReason.CONFIG, f"invalid URL: {error}") from None
     reply = await _exchange(client, session, request, request_spec, ctx)
-    check(step.expect, reply, ctx.template)
-    extract(step.extract, reply, ctx)
+    await check(step.expect, reply, ctx)
+    await extract(step.extract, reply, ctx)
 
 
 def _build_request(client: httpx.AsyncClient, spec: HttpRequest, ctx: StepContext) -> httpx.Request:
@@ -136,11 +142,14 @@ async def _exchange(
             response, body = await _send(client, request, spec.max_body, timer)
         except (httpx.HTTPError, httpx.InvalidURL) as error:
             raise transport_failure(error, request.url, redirected=hop > 0) from None
+        except EgressRefused as refused:
+            led = f" (a redirect to {request.url} led there)" if hop else ""
+            raise StepFailed(FailureReason.CONFIG, refused.message + led) from None
         finally:
             _record_hop(timer, request.url, session, ctx)
         ctx.record.set("status_code", "", response.status_code, Unit.CODE)
         if not (spec.follow_redirects and response.next_request is not None):
-            return Reply(response, body, ctx.record.duration)
+            return Reply(response, body, ctx.record.duration, ctx.masker)
         if hop == spec.max_redirects:
             break
         request = response.next_request

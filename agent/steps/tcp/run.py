@@ -12,24 +12,29 @@ happened in::
     the peer closed before the reply ended   -> protocol
     the reply ran past read.max_bytes        -> too_large
     the step's deadline                      -> timeout (the runner cancels the step)
+    an address the egress policy refuses     -> config (before any connection)
+    a verify: CA bundle outside --ca-dir     -> config
 
 Measurements land on ``ctx.record`` in a ``finally``, so a failed step keeps them. The
 connection is closed however the step ends: politely within a second, at once when that
-fails or when the step is cancelled.
+fails or when the step is cancelled. The name is resolved here, each address checked
+against the egress policy, and only an allowed address is connected to. Regular
+expressions run within a time bound (:mod:`agent.run.patterns`); replies quoted in
+messages are masked before they are cut.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 import ssl
 import time
 
 from cryptography import x509
 
-from agent.language.templating import Template
-from agent.run.context import StepContext, StepFailed
+from agent.run.context import MASK_WINDOW, Mask, StepContext, StepFailed, ca_bundle, masked_cut
+from agent.run.egress import EgressPolicy, EgressRefused
+from agent.run.patterns import PatternTooSlow, search
 from agent.run.results import FailureReason
 from agent.run.tls import TlsConfigError
 from agent.steps.kind import Unit
@@ -62,26 +67,27 @@ async def run(step: TcpStep, ctx: StepContext) -> None:
     tls = None
     if spec.tls:
         try:
-            tls = ctx.env.tls.get(render(spec.verify), user="tcp")
+            tls = ctx.env.tls.get(ca_bundle(render(spec.verify), ctx.env), user="tcp")
         except TlsConfigError as error:
             raise StepFailed(FailureReason.CONFIG, str(error)) from None
     payload = render(spec.send).encode() if spec.send is not None else b""
     until = render(spec.read.until).encode() if spec.read and spec.read.until else None
-    timer = _Timer(address)
+    timer = _Timer(address, ctx.masker)
     try:
-        data = await _exchange(host, port, tls, payload, spec.read, until, timer)
+        data = await _exchange(host, port, tls, payload, spec.read, until, timer, ctx.env.egress)
     finally:
         timer.record(ctx)
-    reply = data.decode("utf-8", errors="replace")
-    _check(step.expect, reply, ctx.record.duration, ctx.template)
-    _extract(step.extract, reply, ctx)
+    reply = _text(data)
+    await _check(step.expect, reply, ctx)
+    await _extract(step.extract, reply, ctx)
 
 
 class _Timer:
     """The socket events of one exchange, stamped as they happen; the phase it is in."""
 
-    def __init__(self, where: str) -> None:
+    def __init__(self, where: str, mask: Mask) -> None:
         self.where = where  # HOST:PORT as written, for messages
+        self.mask = mask  # the run's masker, for replies quoted in messages
         self.phase = "connect"
         self.marks: dict[str, float] = {}
         self.certificate: bytes | None = None  # DER, after a TLS handshake
@@ -121,11 +127,14 @@ async def _exchange(
     read: TcpRead | None,
     until: bytes | None,
     timer: _Timer,
+    egress: EgressPolicy,
 ) -> bytes:
     """Connect, secure, send, read: the reply (empty when ``read`` is None)."""
     timer.mark("start")
     try:
-        reader, writer = await asyncio.open_connection(host, port)
+        reader, writer = await _connect(host, port, egress)
+    except EgressRefused as refused:
+        raise StepFailed(FailureReason.CONFIG, refused.message) from None
     except OSError as error:
         raise _failure(error, timer, host) from None
     try:
@@ -151,6 +160,21 @@ async def _exchange(
         await _close(writer)
 
 
+async def _connect(
+    host: str, port: int, egress: EgressPolicy
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to the first allowed address of ``host`` that answers (the name is
+    resolved once, here: the connection goes to an address that was checked)."""
+    failure: OSError | None = None
+    for address in await egress.addresses(host, port):
+        try:
+            return await asyncio.open_connection(address, port)
+        except OSError as error:
+            failure = error
+    assert failure is not None  # addresses() returns at least one
+    raise failure
+
+
 async def _read(
     reader: asyncio.StreamReader, spec: TcpRead, until: bytes | None, timer: _Timer
 ) -> bytes:
@@ -174,7 +198,7 @@ async def _read(
             raise StepFailed(
                 FailureReason.TOO_LARGE,
                 f"expected a reply of at most {cap} bytes, got more (stopped reading at "
-                f"{len(data)} bytes): {_excerpt(data.decode('utf-8', errors='replace'))}",
+                f"{len(data)} bytes): {_excerpt(_text(data), timer.mask)}",
             )
     timer.mark("end")
     if spec.until_close:
@@ -183,7 +207,7 @@ async def _read(
     raise StepFailed(
         FailureReason.PROTOCOL,
         f"expected {wanted} before {timer.where} closed the connection, got "
-        f"{len(data)} bytes: {_excerpt(data.decode('utf-8', errors='replace'))}",
+        f"{len(data)} bytes: {_excerpt(_text(data), timer.mask)}",
     )
 
 
@@ -222,34 +246,46 @@ def _failure(error: OSError, timer: _Timer, host: str) -> StepFailed:
     )
 
 
-def _check(expect: TcpExpect, reply: str, duration: float | None, template: Template) -> None:
+async def _check(expect: TcpExpect, reply: str, ctx: StepContext) -> None:
     """Raise StepFailed (assertion) for the first expectation ``reply`` does not meet."""
-    unmet = _unmet(expect, reply, duration, template)
+    unmet = await _unmet(expect, reply, ctx)
     if unmet is not None:
         raise StepFailed(FailureReason.ASSERTION, unmet)
 
 
-def _unmet(expect: TcpExpect, reply: str, duration: float | None, template: Template) -> str | None:
-    for needle in template.render(_texts(expect.contains)):
+async def _unmet(expect: TcpExpect, reply: str, ctx: StepContext) -> str | None:
+    mask = ctx.masker
+    for needle in ctx.template.render(_texts(expect.contains)):
         if needle not in reply:
-            return f"expected the reply to contain {needle!r}, got {_excerpt(reply)}"
-    for needle in template.render(_texts(expect.not_contains)):
+            return f"expected the reply to contain {needle!r}, got {_excerpt(reply, mask)}"
+    for needle in ctx.template.render(_texts(expect.not_contains)):
         at = reply.find(needle)
         if at >= 0:
-            around = reply[max(0, at - _CONTEXT_CHARS) : at + len(needle) + _CONTEXT_CHARS]
-            return f"expected the reply not to contain {needle!r}, found it in {_excerpt(around)}"
-    if expect.matches is not None and re.search(expect.matches, reply) is None:
-        return f"expected the reply to match {expect.matches!r}, got {_excerpt(reply)}"
-    limit = expect.max_duration
+            around = _around(reply, at, len(needle), mask)
+            return f"expected the reply not to contain {needle!r}, found it in {around}"
+    if expect.matches is not None:
+        try:
+            found = await search(expect.matches, reply, ctx.remaining())
+        except PatternTooSlow as slow:
+            return f"expected the reply to match, but {slow.message}"
+        if found is None:
+            return f"expected the reply to match {expect.matches!r}, got {_excerpt(reply, mask)}"
+    limit, duration = expect.max_duration, ctx.record.duration
     if limit is not None and duration is not None and duration > limit:
         return f"expected a duration of at most {limit:g}s, took {duration:.3f}s"
     return None
 
 
-def _extract(rules: dict[str, TcpExtract], reply: str, ctx: StepContext) -> None:
+async def _extract(rules: dict[str, TcpExtract], reply: str, ctx: StepContext) -> None:
     """Set ``ctx.variables[name]`` for every rule, in order; messages never show values."""
     for name, rule in rules.items():
-        match = re.search(rule.regex, reply)
+        try:
+            match = await search(rule.regex, reply, ctx.remaining())
+        except PatternTooSlow as slow:
+            raise StepFailed(
+                FailureReason.EXTRACTION,
+                f"expected to extract {name!r} from the reply, but {slow.message}",
+            ) from None
         value = None if match is None else match.group(1 if match.re.groups else 0)
         if value is None:  # no match, or an optional group that took no part
             raise StepFailed(
@@ -262,12 +298,25 @@ def _extract(rules: dict[str, TcpExtract], reply: str, ctx: StepContext) -> None
         ctx.variables[name] = value
 
 
-def _excerpt(text: str) -> str:
-    """``text`` quoted with its control characters escaped (``'220 ready\\r\\n'``), cut."""
+def _text(data: bytes | bytearray) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def _excerpt(text: str, mask: Mask) -> str:
+    """``text`` masked, cut, quoted with its control characters escaped
+    (``'220 ready\\r\\n'``)."""
     if not text:
         return "an empty reply"
-    cut = text[:_SHOWN_CHARS]
-    return repr(cut) + ("..." if len(text) > len(cut) else "")
+    cut = masked_cut(text, _SHOWN_CHARS, mask)
+    return repr(cut[:_SHOWN_CHARS]) + ("..." if len(cut) > _SHOWN_CHARS else "")
+
+
+def _around(text: str, at: int, length: int, mask: Mask) -> str:
+    """``text[at : at + length]`` with what surrounds it, each side masked before it is
+    cut, quoted."""
+    before = mask(text[max(0, at - _CONTEXT_CHARS - MASK_WINDOW) : at])[-_CONTEXT_CHARS:]
+    after = masked_cut(text[at + length :], _CONTEXT_CHARS, mask).removesuffix("...")
+    return _excerpt(before + text[at : at + length] + after, mask)
 
 
 def _texts(value: str | list[str] | None) -> list[str]:
