@@ -3,6 +3,7 @@ steps sharing a token and cookies, the action vocabulary, web vitals, blocking, 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -98,7 +99,8 @@ async def test_action_vocabulary_on_a_form(pool: BrowserPool, site: Site, tmp_pa
             - expect_text: Got fixture.txt
         """
     )
-    result = await run_journey(steps, environment(site, pool))
+    allowed = dataclasses.replace(environment(site, pool), uploads_dir=tmp_path)  # --uploads-dir
+    result = await run_journey(steps, allowed)
     assert result.ok, (result.failed_step, result.reason, result.message)
     assert site.uploads[-1] == "fixture body"
 

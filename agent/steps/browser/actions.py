@@ -3,8 +3,14 @@
 Every action gets Playwright's timeout from the step's remaining budget, so Playwright
 reports what it was waiting for before the runner's deadline cuts the step off. A
 failure says what was expected, what the page showed, and where (the page's URL).
-Values typed by ``fill`` never appear in a message: the selector does, the text not.
-Each action model has one handler here, in :data:`HANDLERS`, keyed by the model.
+Values typed by ``fill`` never appear in a message: the selector does, the text not;
+page text quoted in a message is masked before it is cut. Each action model has one
+handler here, in :data:`HANDLERS`, keyed by the model.
+
+What a journey may reach: ``goto`` opens http and https pages and ``about:blank`` only
+(:func:`~agent.language.references.navigation_refusal`); ``upload`` sends files from
+``--uploads-dir`` only. Both refusals are ``config``. ``extract``'s regular expression
+runs within a time bound.
 """
 
 from __future__ import annotations
@@ -13,14 +19,15 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, expect
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from agent.run.context import StepContext, StepFailed
+from agent.language.references import navigation_refusal
+from agent.run.context import Mask, StepContext, StepFailed, confined, masked_cut
+from agent.run.patterns import PatternTooSlow, search
 from agent.run.results import FailureReason
 from agent.steps.browser.model import (
     Action,
@@ -112,6 +119,9 @@ def _at(page: Page) -> str:
 async def _goto(action: Goto, page: Page, ctx: StepContext, _s: BrowserSession, b: Budget) -> None:
     options = action.options
     url = ctx.template.render(options.url)
+    refused = navigation_refusal(url)
+    if refused is not None:
+        raise StepFailed(FailureReason.CONFIG, refused)
     response = await page.goto(url, wait_until=options.wait_until, timeout=b.ms)
     if response is not None:
         ctx.record.set("status_code", "", response.status, Unit.CODE)
@@ -193,10 +203,13 @@ async def _wait_for(
 async def _upload(
     action: Upload, page: Page, ctx: StepContext, _s: BrowserSession, b: Budget
 ) -> None:
+    root = ctx.env.uploads_dir
     for selector, files in action.upload.items():
         paths = [
-            Path(ctx.template.render(f)) for f in ([files] if isinstance(files, str) else files)
-        ]
+            confined(ctx.template.render(f), root, what="upload", may="upload files",
+                     flag="--uploads-dir")
+            for f in ([files] if isinstance(files, str) else files)
+        ]  # fmt: skip
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
             raise StepFailed(FailureReason.CONFIG, f"upload: no such file: {', '.join(missing)}")
@@ -219,12 +232,15 @@ async def _extract(
         else:
             found = (await locator.inner_text(timeout=b.ms)).strip()
         if rule.regex is not None:
-            match = re.search(rule.regex, found)
+            try:
+                match = await search(rule.regex, found, ctx.remaining())
+            except PatternTooSlow as slow:
+                raise StepFailed(FailureReason.EXTRACTION, f"extract {name}: {slow}") from None
             if match is None:
                 raise StepFailed(
                     FailureReason.EXTRACTION,
                     f"extract {name}: expected {rule.regex!r} to match in {selector!r}, "
-                    f"the page showed {_quote(found)}{_at(page)}",
+                    f"the page showed {_quote(found, ctx.masker)}{_at(page)}",
                 )
             found = match.group(1) if match.groups() else match.group(0)
         if rule.secret:
@@ -241,7 +257,8 @@ async def _expect_text(
     place = f"in {where!r}" if options.selector else "on the page"
 
     async def seen() -> str:
-        return f"expected text {text!r} {place}, the page showed {await _text_of(page, where)}"
+        shown = await _text_of(page, where, ctx.masker)
+        return f"expected text {text!r} {place}, the page showed {shown}"
 
     await _holds(expect(page.locator(where).first).to_contain_text(text, timeout=b.ms), seen, page)
 
@@ -265,7 +282,7 @@ async def _expect_hidden(
     selector = ctx.template.render(action.expect_hidden)
 
     async def seen() -> str:
-        shown = await _text_of(page, selector)
+        shown = await _text_of(page, selector, ctx.masker)
         return f"expected {selector!r} to be hidden, it was visible showing {shown}"
 
     # no element at all counts as hidden
@@ -325,17 +342,18 @@ async def _holds(
         ) from None
 
 
-async def _text_of(page: Page, selector: str) -> str:
+async def _text_of(page: Page, selector: str, mask: Mask) -> str:
     """A short quote of what the page shows there, for a failure message."""
     try:
-        return _quote(await page.locator(selector).first.inner_text(timeout=500))
+        return _quote(await page.locator(selector).first.inner_text(timeout=500), mask)
     except PlaywrightError:
         return "nothing (no such element)"
 
 
-def _quote(text: str) -> str:
-    flat = " ".join(text.split())
-    return repr(flat if len(flat) <= _SHOWN else flat[:_SHOWN] + "...")
+def _quote(text: str, mask: Mask) -> str:
+    """``text`` on one line, masked, then cut (a secret the cut goes through is masked
+    whole), quoted."""
+    return repr(masked_cut(" ".join(text.split()), _SHOWN, mask))
 
 
 _ELEMENT, _TIMEOUT = FailureReason.ELEMENT_NOT_FOUND, FailureReason.TIMEOUT

@@ -6,6 +6,14 @@ the evidence written after), the page's Navigation Timing phases and web vitals,
 console errors and failed requests; ``fail_on_console_error`` / ``fail_on_http_error``
 turn those into failures. Reasons: browser_unavailable, browser_crash, navigation,
 element_not_found, assertion, extraction, timeout, console_error, http_error, config.
+
+What the page may reach (:class:`_Guard`, a route on the run's browser context, so
+popups and frames too): every request's host is checked against the egress policy (the
+name's rules, then its addresses, resolved once per run with the loop's resolver), and
+every navigation of a frame against :func:`~agent.language.references.navigation_refusal`
+(``file:`` requests are routed; a frame that navigates where no route sees, such as
+``chrome:``, is seen when it commits). A refused request is aborted and the step fails
+as ``config``, naming the rule, whatever else it then met.
 """
 
 from __future__ import annotations
@@ -14,14 +22,17 @@ import asyncio
 import contextlib
 import time
 from fnmatch import fnmatch
+from types import TracebackType
 from urllib.parse import urlsplit
 
+from playwright.async_api import BrowserContext, Frame, Page, Route
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Page, Route
 
+from agent.language.references import navigation_refusal
 from agent.run.artifacts import ArtifactStore
 from agent.run.browser_pool import BrowserPool, BrowserUnavailable
 from agent.run.context import StepContext, StepFailed
+from agent.run.egress import EgressPolicy, EgressRefused
 from agent.run.results import FailureReason
 from agent.steps.browser.actions import Budget, perform
 from agent.steps.browser.evidence import keep_evidence
@@ -74,14 +85,19 @@ async def run(step: BrowserStep, ctx: StepContext) -> None:
     # step's deadline, so that the step's own message and evidence are kept.
     end = ctx.deadline - _MARGIN
     budget = Budget(end - _reserve(ctx.remaining()))
+    guard = await _guard(ctx)
     failure: StepFailed | None = None
     try:
         for action in step.browser:
             await perform(action, page, ctx, session, budget)
+            if guard.refused:
+                break
         _check_health(step, session)
     except StepFailed as error:
         failure = error
     finally:
+        if guard.refused:  # the cause of whatever failed after it
+            failure = StepFailed(FailureReason.CONFIG, guard.refused[0])
         ctx.record.set("console_errors", "", len(session.events.console_errors), Unit.COUNT)
         ctx.record.set("failed_requests", "", len(session.events.failed_requests), Unit.COUNT)
     ctx.record.duration = time.perf_counter() - started
@@ -127,10 +143,86 @@ async def _open(session: BrowserSession, step: BrowserStep, pool: BrowserPool) -
         ) from None
 
 
+class _Guard(contextlib.AbstractAsyncContextManager["_Guard"]):
+    """What the run's pages may reach: one per run attempt, routed on its browser
+    context; ``refused`` holds the current step's refusals."""
+
+    def __init__(self, policy: EgressPolicy) -> None:
+        self.policy = policy
+        self.refused: list[str] = []
+        self.context: BrowserContext | None = None  # the context routed
+        self.page: Page | None = None  # the page whose frames are watched
+        self._hosts: dict[tuple[str, int], str | None] = {}  # refusal by host, this run
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def watch(self, page: Page) -> None:
+        """Route ``page``'s context and watch its frames (once per context and page)."""
+        if self.context is not page.context:
+            await page.context.route("**/*", self._route)
+            self.context = page.context
+        if self.page is not page:
+            page.on("framenavigated", self._navigated)
+            self.page = page
+
+    async def _route(self, route: Route) -> None:
+        request = route.request
+        refused = None
+        if request.is_navigation_request():
+            subframe = request.frame.parent_frame is not None
+            refused = navigation_refusal(request.url, subframe=subframe)
+        if refused is None:
+            refused = await self._egress(request.url)
+        with contextlib.suppress(PlaywrightError):  # the page may have gone meanwhile
+            if refused is None:
+                await route.fallback()
+                return
+            self.refused.append(refused)
+            await route.abort("blockedbyclient")
+
+    async def _egress(self, url: str) -> str | None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
+            return None  # data: and blob: hold what the page made; file: is a navigation
+        secure = parts.scheme in ("https", "wss")
+        try:
+            key = (parts.hostname, parts.port or (443 if secure else 80))
+        except ValueError:  # a port out of range: the browser refuses it itself
+            return None
+        if key not in self._hosts:
+            try:
+                await self.policy.addresses(*key)
+                self._hosts[key] = None
+            except EgressRefused as refused:
+                self._hosts[key] = refused.message
+            except (OSError, UnicodeError):  # not resolvable: the browser says so itself
+                self._hosts[key] = None
+        return self._hosts[key]
+
+    def _navigated(self, frame: Frame) -> None:
+        refused = navigation_refusal(frame.url, subframe=frame.parent_frame is not None)
+        if refused is not None and not frame.url.startswith("chrome-error:"):
+            self.refused.append(refused)
+
+
+async def _guard(ctx: StepContext) -> _Guard:
+    return await ctx.resource(_Guard, lambda: _Guard(ctx.env.egress))
+
+
 async def _prepare(
     page: Page, step: BrowserStep, ctx: StepContext, session: BrowserSession
 ) -> None:
-    """This step's extra headers and block list (each step states its own)."""
+    """What the page may reach; this step's extra headers and block list (each step
+    states its own)."""
+    guard = await _guard(ctx)
+    guard.refused.clear()
+    await guard.watch(page)
     headers = ctx.template.render(step.headers)
     if headers or session.headers_set:
         await page.set_extra_http_headers(headers)
