@@ -101,11 +101,13 @@ async def run_once(
     *,
     junit: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    exporters: Mapping[str, Exporter] | None = None,
 ) -> list[RunResult]:
-    """Run each journey once (bounded concurrency), print the table, write JUnit."""
+    """Run each journey once (bounded concurrency), print the table, write JUnit. Results
+    also go to ``exporters`` (the Pushgateway's, which pushes when closed)."""
     log = structlog.get_logger("journeyman")
     logs = LogExporter(log, settings.location)
-    fanout = Fanout({"logs": logs}, registry=CollectorRegistry(), logger=log)
+    fanout = Fanout({"logs": logs, **(exporters or {})}, registry=CollectorRegistry(), logger=log)
     limit = asyncio.Semaphore(settings.max_concurrency)
     environ = os.environ if environ is None else environ
     async with fanout, run_environment(settings, environ) as env:

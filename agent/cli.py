@@ -1,7 +1,8 @@
 """The ``journeyman`` command line: validate, run, schema, rules, dashboard, demo.
 
 Each subcommand is one small handler here that calls into the module doing the work.
-Exit status: 0 all good, 1 a journey failed, 2 unusable input.
+Exit status: 0 all good, 1 a journey failed, 2 unusable input, 3 (``run --once --push``)
+every journey passed but a push to the Pushgateway failed.
 
 Only the journey language is imported up front. The running agent (``agent.app``:
 httpx, Playwright, aiohttp, prometheus-client), the demo, the logging setup and asyncio
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PUSH = 0, 1, 2, 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("paths", nargs="+", help="journey files or folders (and catalog.yaml)")
     run.add_argument("--once", action="store_true", help="run each journey once, print a table")
     run.add_argument("--junit", type=Path, help="with --once: write a JUnit XML report here")
+    run.add_argument(
+        "--push", metavar="URL", type=_http_url,
+        help="with --once: push each journey's metrics to this Pushgateway (PUT, grouped by "
+        "job/journey/location); a failed push exits 3 if the journeys passed",
+    )  # fmt: skip
     _agent_options(run)
     run.set_defaults(handler=_run)
 
@@ -263,15 +269,37 @@ def _run(args: argparse.Namespace) -> int:
         print(f"journeyman: {error}", file=sys.stderr)
         return EXIT_USAGE
     if not args.once:
+        if args.push:
+            print("journeyman: --push needs --once (an agent is scraped)", file=sys.stderr)
+            return EXIT_USAGE
         return _until_signalled(lambda stop: run_agent(settings, stop))
     loaded = load(settings.paths, environ=os.environ)
     bad_files = _print_problems(loaded, sys.stderr)
     journeys = [j.journey for j in loaded.journeys if settings.shard is None
                 or settings.shard.owns(j.journey.journey)]  # fmt: skip
-    results = asyncio.run(run_once(settings, journeys, sys.stdout, junit=args.junit))
+    pusher = None
+    if args.push:
+        from exporters.pushgateway import PushgatewayExporter
+
+        pusher = PushgatewayExporter(args.push, settings.location, journeys)
+    extra = {"pushgateway": pusher} if pusher else None
+    results = asyncio.run(
+        run_once(settings, journeys, sys.stdout, junit=args.junit, exporters=extra)
+    )
+    failures = pusher.failures() if pusher else {}
+    for journey, why in failures.items():
+        print(f"journeyman: push of {journey} to {args.push} failed: {why}", file=sys.stderr)
     if bad_files or not journeys:
         return EXIT_USAGE
-    return EXIT_OK if all(result.ok for result in results) else EXIT_FAILED
+    if not all(result.ok for result in results):
+        return EXIT_FAILED
+    return EXIT_PUSH if failures else EXIT_OK
+
+
+def _http_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"must be an http:// or https:// URL, got {text!r}")
+    return text
 
 
 def _check_junit(path: Path | None) -> None:
@@ -335,7 +363,12 @@ def _schema(args: argparse.Namespace) -> int:
 
 _RULES_COUNTS = (
     ("--min-failed-runs", 2, "a page needs at least this many bad runs (default 2)"),
-    ("--min-failing-locations", 1, "... from at least this many locations (default 1)"),
+    (
+        "--min-failing-locations",
+        2,
+        "K of N: a page needs K locations burning, capped at the N reporting; for journeys "
+        "whose slo sets no min_failing_locations (default 2)",
+    ),
     ("--no-data-intervals", 3, "no-data alert after this many missed runs (default 3)"),
     ("--locations", 1, "locations running each journey, for the arithmetic (default 1)"),
 )

@@ -1,9 +1,13 @@
 """Journey SLOs -> Prometheus recording and alerting rules (``journeyman rules``).
 
 One rule group per journey: the error ratios of each SLO over the windows the alerts
-need and over the SLO window, the error budget remaining, the current burn rate, the
-multi-window multi-burn-rate alerts (page and ticket) and a no-data alert. One more
-group turns each business process's failure ratio into transactions and value at risk.
+need and over the SLO window (all locations together, and by location for the pages'
+windows), the error budget remaining, the current burn rate, the multi-window
+multi-burn-rate alerts (page and ticket) and a no-data alert. A page needs the journey
+burning from K locations, each on its own (K of N: ``slo.min_failing_locations``, else
+``RulesOptions.min_failing_locations``; K is capped at the N locations reporting). One
+group raises ``JourneymanAgentDown`` once per lost agent; one more turns each business
+process's failure ratio into transactions and value at risk.
 
 The output is a pure function of the input: journeys are sorted, nothing depends on
 the clock or on dict order, so the same journeys give a byte-identical file.
@@ -27,12 +31,28 @@ from generators.rules_burn import (
     arithmetic,
     prom_duration,
 )
-from generators.rules_text import Subject, burn_annotations, no_data_annotations, percent
+from generators.rules_text import (
+    Subject,
+    agent_down_annotations,
+    burn_annotations,
+    no_data_annotations,
+    percent,
+)
 
-__all__ = ["FORMATS", "RuleSet", "RulesOptions", "SLOReport", "build", "render"]
+__all__ = [
+    "AGENT_DOWN",
+    "FORMATS",
+    "NO_DATA",
+    "RuleSet",
+    "RulesOptions",
+    "SLOReport",
+    "build",
+    "render",
+]
 
 FORMATS = ("prometheus", "prometheus-operator")
-_NO_DATA_FLOOR = 300.0  # never call a journey silent sooner: scrapes can be a minute apart
+AGENT_DOWN = "JourneymanAgentDown"
+NO_DATA = "JourneyNoData"
 _ALERT_NAMES = {
     "availability": "JourneyAvailabilityBudgetBurn",
     "latency": "JourneyLatencyBudgetBurn",
@@ -44,9 +64,17 @@ class RulesOptions:
     """Choices the SRE makes once for all journeys (``journeyman rules`` flags)."""
 
     min_failed_runs: int = 2  # guard: a page needs at least this many bad runs
-    min_failing_locations: int = 1  # guard: ... seen from at least this many locations
+    min_failing_locations: int = 2  # K of N, for journeys whose slo sets none
     no_data_intervals: int = 3  # "no data" after this many missed runs
     locations: int = 1  # how many locations run each journey (only for the arithmetic)
+    # Not flags: fixed for production, short in tests of a live Prometheus.
+    no_data_floor: float = 300.0  # never call a journey silent sooner (scrapes 1m apart)
+    agent_down_for: float = 120.0  # `for:` of JourneymanAgentDown: a restart is not a loss
+
+    def failing_locations(self, journey: Journey) -> int:
+        """K: how many locations must see the journey burn for it to page."""
+        own = journey.slo.min_failing_locations if journey.slo else None
+        return own or self.min_failing_locations
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +85,7 @@ class SLOReport:
     slo: str
     objective: str
     every: float
+    failing_locations: int  # K
     alerts: tuple[AlertArithmetic, ...]
 
     @property
@@ -78,7 +107,7 @@ class SLOReport:
         if fewest <= 2:
             return (
                 f"{where}: {fewest} bad run(s) can page; raise --min-failed-runs or "
-                "--min-failing-locations, run it more often or from more locations"
+                "slo.min_failing_locations, run it more often or from more locations"
             )
         return None
 
@@ -101,6 +130,7 @@ def build(
     options = options or RulesOptions()
     groups: list[dict[str, Any]] = []
     reports: list[SLOReport] = []
+    pages = False  # does any journey's no-data alert page (then so does a lost agent)
     for journey in sorted(journeys, key=lambda j: j.journey):
         process = catalog.process(journey.business_process) if catalog else None
         subject = Subject(journey, process)
@@ -111,6 +141,8 @@ def build(
             rules += _slo_rules(subject, slo_kind, objective, report, options)
         rules.append(_no_data_alert(subject, options))
         groups.append({"name": f"journeyman-journey-{journey.journey}", "rules": rules})
+        pages |= journey.criticality in ("high", "critical")
+    groups.append({"name": "journeyman-agents", "rules": _agent_rules(pages, options)})
     groups.append({"name": "journeyman-business-processes", "rules": q.at_risk_rules()})
     return RuleSet(tuple(groups), tuple(reports), options)
 
@@ -144,6 +176,7 @@ def _objectives(journey: Journey) -> list[tuple[str, float]]:
 def _report(journey: Journey, slo_kind: str, objective: float, options: RulesOptions) -> SLOReport:
     assert journey.slo is not None
     every = journey.schedule.every
+    k = options.failing_locations(journey)
     alerts = tuple(
         arithmetic(
             alert,
@@ -152,10 +185,11 @@ def _report(journey: Journey, slo_kind: str, objective: float, options: RulesOpt
             every=every,
             locations=options.locations,
             min_bad_runs=options.min_failed_runs if alert.severity == "page" else 1,
+            failing_locations=min(k, options.locations) if alert.severity == "page" else 1,
         )
         for alert in BURN_ALERTS
     )
-    return SLOReport(journey.journey, slo_kind, percent(objective), every, alerts)
+    return SLOReport(journey.journey, slo_kind, percent(objective), every, k, alerts)
 
 
 def _slo_rules(
@@ -177,6 +211,16 @@ def _slo_rules(
         }
         for w in sorted({*RECORDED_WINDOWS, window})
     ]
+    # By location, over the windows the pages read: which locations see the burn.
+    page_windows = {w for a in report.alerts if a.severity == "page" for w in (a.long, a.short)}
+    rules += [
+        {
+            "record": f"journey_location:slo_errors:ratio_rate{prom_duration(w)}",
+            "expr": q.error_ratio(sli, w, by_location=True),
+            "labels": labels,
+        }
+        for w in sorted(page_windows)
+    ]
     rules.append(
         {
             "record": "journey:slo_error_budget:remaining",
@@ -197,7 +241,7 @@ def _slo_rules(
         ]
         if not pairs:
             continue
-        conditions = [_pair_condition(sli, a, budget, options) for a in pairs]
+        conditions = [_pair_condition(sli, a, budget, options, report) for a in pairs]
         rules.append(
             {
                 "alert": _ALERT_NAMES[slo_kind],
@@ -212,8 +256,10 @@ def _slo_rules(
 
 
 def _pair_condition(
-    sli: q.SLI, alert: AlertArithmetic, budget: float, options: RulesOptions
+    sli: q.SLI, alert: AlertArithmetic, budget: float, options: RulesOptions, report: SLOReport
 ) -> str:
+    """Both windows burn (all locations together), past the guard; a page also needs
+    K locations burning on their own."""
     parts = [
         q.burn_above(sli, alert.long, budget, alert.factor),
         q.burn_above(sli, alert.short, budget, alert.factor),
@@ -221,23 +267,41 @@ def _pair_condition(
     guard = options.min_failed_runs if alert.severity == "page" else 1
     if guard > 1:
         parts.append(f"on (journey) {q.bad_runs_at_least(sli, alert.long, guard)}")
-    if alert.severity == "page" and options.min_failing_locations > 1:
-        count = options.min_failing_locations
-        parts.append(f"on (journey) {q.failing_locations_at_least(sli, alert.long, count)}")
+    k = report.failing_locations
+    if alert.severity == "page" and k > 1:
+        burning = q.locations_burning_at_least(
+            sli, alert.long, alert.short, budget, alert.factor, k
+        )
+        parts.append(f"on (journey) (\n{burning}\n)")
     return "\nand ".join(parts)
 
 
 def _no_data_alert(subject: Subject, options: RulesOptions) -> dict[str, Any]:
     journey = subject.journey
-    silence = max(options.no_data_intervals * journey.schedule.every, _NO_DATA_FLOOR)
+    silence = max(options.no_data_intervals * journey.schedule.every, options.no_data_floor)
     severity = "page" if journey.criticality in ("high", "critical") else "ticket"
     labels = _alert_labels(journey, severity, None)
     return {
-        "alert": "JourneyNoData",
+        "alert": NO_DATA,
         "expr": q.no_data(journey.journey, silence),
         "labels": labels,
         "annotations": no_data_annotations(subject, silence),
     }
+
+
+def _agent_rules(pages: bool, options: RulesOptions) -> list[dict[str, Any]]:
+    """Where each agent reports from, and one alert per agent lost: it pages when any
+    journey's no-data alert would (those alerts are inhibited while it fires)."""
+    return [
+        {"record": q.AGENT_LOCATION, "expr": q.agent_location()},
+        {
+            "alert": AGENT_DOWN,
+            "expr": q.agent_down(),
+            "for": prom_duration(options.agent_down_for),
+            "labels": {"severity": "page" if pages else "ticket"},
+            "annotations": agent_down_annotations(),
+        },
+    ]
 
 
 def _alert_labels(journey: Journey, severity: str, slo_kind: str | None) -> dict[str, str]:
@@ -257,12 +321,13 @@ def _header(rules: RuleSet) -> str:
     lines = [
         "# Generated by `journeyman rules` from the journey files: edit those, not this.",
         f"# Sparse-data arithmetic: runs counted from {o.locations} location(s); a page needs "
-        f">= {o.min_failed_runs} bad run(s) from >= {o.min_failing_locations} location(s).",
+        f">= {o.min_failed_runs} bad run(s), burning from K of the N locations reporting "
+        f"(K = min(K, N); K = slo.min_failing_locations, else {o.min_failing_locations}).",
     ]
     for report in rules.reports:
         lines.append(
             f"#   {report.journey} {report.slo} {report.objective}, "
-            f"a run every {prom_duration(report.every)}:"
+            f"a run every {prom_duration(report.every)}, K={report.failing_locations}:"
         )
         lines += [f"#     {alert.explain()}" for alert in report.alerts]
     return "\n".join(lines) + "\n"

@@ -10,6 +10,8 @@ Synthetic journeys are sparse: a journey that runs once a minute has 5 runs in 5
 minutes and 60 in an hour, so at 99.9% a single failed run is already a 16.7x burn
 over the hour. :func:`arithmetic` says, per alert, how many runs each window holds and
 the fewest failed runs that can fire it, so nobody is surprised by a one-failure page.
+A page also needs K locations each burning on its own (K of N), which multiplies the
+fewest bad runs of one location by K.
 """
 
 from __future__ import annotations
@@ -100,12 +102,14 @@ def arithmetic(
     every: float,
     locations: int,
     min_bad_runs: int,
+    failing_locations: int = 1,
 ) -> AlertArithmetic:
     """Runs per window and the fewest bad runs that fire ``alert`` for one SLO.
 
     A pair fires when the bad share exceeds factor x budget in both windows; the bad
     runs of the short window also count in the long one, so the fewest bad runs is
-    the larger of the two windows' minimums (and of the guard, ``min_bad_runs``).
+    the larger of the two windows' minimums (and of the guard, ``min_bad_runs``). With
+    ``failing_locations`` K > 1, K locations must each exceed it in their own runs.
     """
     factor = alert.factor(slo_window)
     threshold = factor * budget
@@ -113,8 +117,14 @@ def arithmetic(
     short = effective_window(alert.short, every)
     runs_long = long / every * locations
     runs_short = short / every * locations
+    one_location = max(
+        _fewest_above(threshold, long / every), _fewest_above(threshold, short / every)
+    )
     fewest: int | None = max(
-        _fewest_above(threshold, runs_long), _fewest_above(threshold, runs_short), min_bad_runs
+        _fewest_above(threshold, runs_long),
+        _fewest_above(threshold, runs_short),
+        failing_locations * one_location,
+        min_bad_runs,
     )
     if fewest is not None and fewest > math.floor(runs_long + 1e-9):
         fewest = None  # more bad runs than the window holds: a factor x budget >= 100%

@@ -2,8 +2,12 @@
 
 An SLI is the share of bad runs: failed runs among finished ones (availability), or
 runs slower than the threshold among successful ones (latency). Runs cut off by the
-agent's shutdown (``outcome="aborted"``) count as neither. Every ratio sums across
-locations: the SLO is the experience of the journey wherever it is measured from.
+agent's shutdown (``outcome="aborted"``) count as neither. The SLO's ratios sum across
+locations: the SLO is the experience of the journey wherever it is measured from. The
+same ratios by location say which locations see it burn (a page needs K of them).
+
+An agent is its scrape target (``job``, ``instance``); its location is learnt from the
+journey series it exports, since ``up`` and ``journeyman_build_info`` carry none.
 """
 
 from __future__ import annotations
@@ -13,16 +17,20 @@ from dataclasses import dataclass
 from generators.rules_burn import prom_duration
 
 __all__ = [
+    "AGENT_LOCATION",
     "JOURNEY_LABELS",
     "SLI",
+    "agent_down",
+    "agent_location",
     "at_risk_rules",
     "bad_runs_at_least",
     "budget_remaining",
     "burn_above",
     "error_ratio",
     "failing_locations",
-    "failing_locations_at_least",
+    "location_ratio_series",
     "locations",
+    "locations_burning_at_least",
     "no_data",
     "number",
     "ratio_series",
@@ -30,9 +38,11 @@ __all__ = [
 ]
 
 JOURNEY_LABELS = "journey, business_process, persona"
+AGENT = "job, instance"  # an agent is a scrape target
+AGENT_LOCATION = "journeyman_agent:location:last_seen_timestamp"
 _RUNS = "journey_runs_total"
 _LAST_RUN = "journey_last_run_timestamp_seconds"
-_NO_DATA_LOOKBACK = "1d"  # a silent location is remembered this long
+_LOOKBACK = "1d"  # a silent location, or a lost agent, is remembered this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +77,19 @@ def ratio_series(sli: SLI, window: float) -> str:
     return _selector(name, journey=sli.journey, slo=sli.slo)
 
 
-def error_ratio(sli: SLI, window: float) -> str:
+def location_ratio_series(sli: SLI, window: float) -> str:
+    """The recorded error ratio of ``sli`` over ``window`` at each location."""
+    name = f"journey_location:slo_errors:ratio_rate{prom_duration(window)}"
+    return _selector(name, journey=sli.journey, slo=sli.slo)
+
+
+def error_ratio(sli: SLI, window: float, *, by_location: bool = False) -> str:
+    """Bad runs / runs over ``window``: all locations together, or each on its own."""
     w = prom_duration(window)
+    by = f"{JOURNEY_LABELS}, location" if by_location else JOURNEY_LABELS
     return (
-        f"sum by ({JOURNEY_LABELS}) (rate({sli.bad}[{w}]) or 0 * rate({sli.zero}[{w}]))\n"
-        f"/\nsum by ({JOURNEY_LABELS}) (rate({sli.total}[{w}]))"
+        f"sum by ({by}) (rate({sli.bad}[{w}]) or 0 * rate({sli.zero}[{w}]))\n"
+        f"/\nsum by ({by}) (rate({sli.total}[{w}]))"
     )
 
 
@@ -88,13 +106,9 @@ def bad_runs_at_least(sli: SLI, window: float, count: int) -> str:
 
 
 def failing_locations(sli: SLI, window: float) -> str:
-    """How many locations had a bad run in ``window`` (for templates and guards)."""
+    """How many locations had a bad run in ``window`` (quoted in descriptions)."""
     bad = f"increase({sli.bad}[{prom_duration(window)}])"
     return f"count by (journey) (sum by (journey, location) ({bad}) > 0)"
-
-
-def failing_locations_at_least(sli: SLI, window: float, count: int) -> str:
-    return f"{failing_locations(sli, window)} >= {count}"
 
 
 def locations(journey: str) -> str:
@@ -102,13 +116,55 @@ def locations(journey: str) -> str:
     return f"count by (journey) (group by (journey, location) ({_last_run(journey)}))"
 
 
-def no_data(journey: str, silence: float) -> str:
-    """A location has not reported a run for ``silence``, or no location ever did."""
-    s = prom_duration(silence)
-    last = f"max_over_time({_last_run(journey)}[{_NO_DATA_LOOKBACK}])"
+def locations_burning_at_least(
+    sli: SLI, long: float, short: float, budget: float, factor: float, count: int
+) -> str:
+    """At least ``count`` locations (or all those reporting, if fewer) burn faster than
+    ``factor`` over both windows, each in its own runs: K of N, with K = min(K, N)."""
+    burning = (
+        f"{location_ratio_series(sli, long)} / {number(budget)} > {number(factor)}\n"
+        f"and {location_ratio_series(sli, short)} / {number(budget)} > {number(factor)}"
+    )
     return (
-        f"time() - max by ({JOURNEY_LABELS}, location) ({last}) > {number(silence)}\n"
+        f"count by (journey) (\n{burning}\n)\n"
+        f">= on (journey) clamp_max({locations(sli.journey)}, {count})"
+    )
+
+
+def no_data(journey: str, silence: float) -> str:
+    """A location has not reported a run for ``silence``, or no location ever did.
+
+    A location's alert names the agent (``job``, ``instance``) that ran the journey last
+    there, so that an agent-down alert for that agent can inhibit it; the newest of a
+    location's series wins, so a journey that moved to another shard is not silent.
+    """
+    s = prom_duration(silence)
+    last = f"max_over_time({_last_run(journey)}[{_LOOKBACK}])"
+    newest = f"topk by ({JOURNEY_LABELS}, location) (1, {last})"
+    return (
+        f"time() - max by ({JOURNEY_LABELS}, location, {AGENT}) ({newest}) > {number(silence)}\n"
         f"or on (journey)\nabsent_over_time({_last_run(journey)}[{s}])"
+    )
+
+
+def agent_location() -> str:
+    """Per agent and location, when it last exported journeys there (a recording rule:
+    the agent-down alert looks a day back over agents, not over every journey)."""
+    return f"max by ({AGENT}, location) (timestamp(journey_info))"
+
+
+def agent_down() -> str:
+    """A scrape target that was a Journeyman agent in the last day is down, labelled with
+    the location it last reported journeys from (none if it never reported one)."""
+    down = (
+        f"up == 0 and on ({AGENT}) "
+        f"group by ({AGENT}) (max_over_time(journeyman_build_info[{_LOOKBACK}]))"
+    )
+    where = f"topk by ({AGENT}) (1, max_over_time({AGENT_LOCATION}[{_LOOKBACK}]))"
+    return (
+        f"(\n{down}\n)\n* on ({AGENT}) group_left (location)\n"
+        f"group by ({AGENT}, location) ({where})\n"
+        f"or on ({AGENT})\n(\n{down}\n)"
     )
 
 

@@ -16,7 +16,13 @@ from agent.language.model import Journey
 from generators.rules_burn import prom_duration
 from generators.rules_promql import SLI, failing_locations, locations
 
-__all__ = ["Subject", "burn_annotations", "no_data_annotations", "percent"]
+__all__ = [
+    "Subject",
+    "agent_down_annotations",
+    "burn_annotations",
+    "no_data_annotations",
+    "percent",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +96,20 @@ def no_data_annotations(subject: Subject, silence: float) -> dict[str, str]:
         description += f" Owner: {_literal(subject.owner)}."
     summary = f"{subject.headline} has not run for {prom_duration(silence)}"
     return _with_links(subject, {"summary": summary, "description": description})
+
+
+def agent_down_annotations() -> dict[str, str]:
+    """Annotations of the one alert a lost agent raises (its labels say which agent)."""
+    where = "{{ with $labels.location }} in location {{ . }}{{ end }}"
+    return {
+        "summary": f"Journeyman agent {{{{ $labels.instance }}}}{where} is down",
+        "description": (
+            "Prometheus cannot scrape the Journeyman agent {{ $labels.instance }} (job "
+            f"{{{{ $labels.job }}}}){where}: the journeys it runs are not measured from "
+            "there, and their no-data alerts are inhibited while this alert fires. Check the "
+            "agent's process or pod, its logs and its /readyz."
+        ),
+    }
 
 
 def _at_risk(subject: Subject) -> str:

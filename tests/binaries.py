@@ -1,4 +1,7 @@
-"""Debian's prometheus binaries for the rules tests: skipped when missing, unless CI."""
+"""Debian's Prometheus binaries for the tests: skipped when missing, unless CI.
+
+`scripts/system-deps` installs every package named here.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,22 @@ import pytest
 
 __all__ = ["required_binary"]
 
+# The Debian package of each binary the tests run.
+PACKAGES = {
+    "promtool": "prometheus",
+    "prometheus": "prometheus",
+    "prometheus-pushgateway": "prometheus-pushgateway",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+    "amtool": "prometheus-alertmanager",
+}
+
 
 def required_binary(name: str) -> str:
-    """The path of ``name`` (promtool, prometheus); under CI=true a missing one fails."""
+    """The path of ``name`` (promtool, prometheus, ...); under CI=true a missing one fails."""
     found = shutil.which(name)
     if found is None:
+        why = f"{name} is missing (Debian package {PACKAGES.get(name, 'prometheus')})"
         if os.environ.get("CI") == "true":
-            pytest.fail(f"{name} is missing (Debian package prometheus); CI must have it")
-        pytest.skip(f"{name} is missing (Debian package prometheus)")
+            pytest.fail(f"{why}; CI must have it (scripts/system-deps)")
+        pytest.skip(why)
     return found

@@ -120,18 +120,25 @@ def test_rule_names_are_stable() -> None:
         "journeyman-journey-browse",
         "journeyman-journey-checkout",
         "journeyman-journey-partner-order",
+        "journeyman-agents",
         "journeyman-business-processes",
     ]
     names = [r.get("record") or r["alert"] for r in groups[2]["rules"]]
     assert names == [
         *(f"journey:slo_errors:ratio_rate{w}" for w in WINDOWS),
+        # by location, over the pages' windows (a run every 10m: 1h&30m, 6h&30m)
+        *(f"journey_location:slo_errors:ratio_rate{w}" for w in ("30m", "1h", "6h")),
         "journey:slo_error_budget:remaining",
         "journey:slo_burn_rate:rate1h",
         "JourneyAvailabilityBudgetBurn",
         "JourneyAvailabilityBudgetBurn",
         "JourneyNoData",
     ]
-    assert [r["record"] for r in groups[3]["rules"]] == [
+    assert [r.get("record") or r["alert"] for r in groups[3]["rules"]] == [
+        "journeyman_agent:location:last_seen_timestamp",
+        "JourneymanAgentDown",
+    ]
+    assert [r["record"] for r in groups[4]["rules"]] == [
         "business_process:journey_errors:ratio_rate1h",
         "business_process:transactions_at_risk:rate1h",
         "business_process:value_at_risk:rate1h",
@@ -156,14 +163,71 @@ def test_alerts_carry_routing_labels_and_links() -> None:
     assert no_data[0]["labels"]["severity"] == "page"  # a critical journey
 
 
-def test_the_guard_joins_the_page_condition() -> None:
-    """--min-failing-locations 2 adds a location count to each page pair, not to tickets."""
+def test_the_guards_join_the_page_condition() -> None:
+    """The bad-run guard and K of N join each page pair, not the tickets."""
     options = RulesOptions(min_failed_runs=3, min_failing_locations=2)
     rules = build(JOURNEYS[:1], CATALOG, options).groups[0]["rules"]
     page, ticket = [r["expr"] for r in rules if r.get("alert") == "JourneyAvailabilityBudgetBurn"]
     assert page.count(") >= 3") == 2
-    assert page.count(" > 0) >= 2") == 2
+    last_run = 'journey_last_run_timestamp_seconds{journey="checkout"}'
+    reporting = f"count by (journey) (group by (journey, location) ({last_run}))"
+    assert page.count(f">= on (journey) clamp_max({reporting}, 2)") == 2
+    # each location on its own, over both windows of the pair
+    for w in ("1h", "5m", "6h", "30m"):
+        own = f'journey_location:slo_errors:ratio_rate{w}{{journey="checkout",slo="availability"}}'
+        assert f"{own} / 0.005 >" in page
     assert ">=" not in ticket
+
+
+def _page(journey: Journey, options: RulesOptions | None = None) -> str:
+    rules = build([journey], None, options).groups[0]["rules"]
+    return str(
+        next(r["expr"] for r in rules if r.get("alert") and r["labels"]["severity"] == "page")
+    )
+
+
+def test_k_is_the_journeys_else_the_flags() -> None:
+    """slo.min_failing_locations sets K for its journey; others take the option (default 2);
+    K = 1 adds no location clause."""
+    own = _journey("own", slo={"availability": "99.5%", "min_failing_locations": 3})
+    assert _page(own, RulesOptions(min_failing_locations=4)).count(", 3)\n)") == 2
+    assert _page(_journey("default")).count(", 2)\n)") == 2
+    assert _page(_journey("flag"), RulesOptions(min_failing_locations=4)).count(", 4)\n)") == 2
+    one = _journey("one", slo={"availability": "99.5%", "min_failing_locations": 1})
+    assert "journey_location:" not in _page(one)
+
+
+def test_k_of_n_arithmetic_counts_each_location_s_own_runs() -> None:
+    """3 locations, a run a minute, 99.5% (28d): the 1h&5m page needs 13 bad runs in all;
+    K=3 needs 5 from each location (15); one location caps K at 1."""
+
+    def fewest(k: int, locations: int) -> str:
+        slo = {"availability": "99.5%", "min_failing_locations": k}
+        rules = build([_journey("j", slo=slo)], None, RulesOptions(locations=locations))
+        page = render(rules).splitlines()[3]
+        assert page.startswith("#     page 1h&5m"), page
+        return page.rsplit(": ", 1)[1]
+
+    assert fewest(2, 3) == "fires from 13 bad run(s)"
+    assert fewest(3, 3) == "fires from 15 bad run(s)"
+    assert fewest(3, 1) == "fires from 5 bad run(s)"
+
+
+def test_a_lost_agent_is_one_alert_as_severe_as_its_journeys_no_data() -> None:
+    """JourneymanAgentDown pages when a journey's no-data would, waits `for:` the option,
+    and names the agent (job, instance) and its location, as the no-data alerts do."""
+    agents = build(JOURNEYS, CATALOG).groups[3]["rules"]
+    down = agents[1]
+    assert (down["alert"], down["for"], down["labels"]) == (
+        "JourneymanAgentDown",
+        "2m",
+        {"severity": "page"},
+    )
+    quiet = build(JOURNEYS[1:], CATALOG, RulesOptions(agent_down_for=5)).groups[-2]["rules"][1]
+    assert (quiet["for"], quiet["labels"]) == ("5s", {"severity": "ticket"})
+    assert "group_left (location)" in down["expr"]
+    no_data = build(JOURNEYS[1:2], None).groups[0]["rules"][-1]
+    assert "max by (journey, business_process, persona, location, job, instance)" in no_data["expr"]
 
 
 @pytest.mark.promtool
@@ -198,6 +262,27 @@ def test_cli_writes_the_rules_file(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["rules", str(tmp_path / "order.yaml"), "-o", str(out)]) == 0
     assert out.read_text() == render(build([JOURNEYS[1]], None))
     assert "partner-order: availability 99.9%" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "must be at least 1, got 0"),
+        ("true", "must be a whole number, got true"),
+        ("1.5", "must be a whole number, got 1.5"),
+    ],
+)
+def test_k_must_be_a_whole_number_of_locations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str, message: str
+) -> None:
+    """slo.min_failing_locations is strict: 0, true or 1.5 are errors at their line."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "journey: x\nbusiness_process: p\nslo:\n  availability: 99%\n"
+        f"  min_failing_locations: {value}\nsteps: [{{name: a, http: {{get: http://h/}}}}]\n"
+    )
+    assert main(["rules", str(bad), "-o", str(tmp_path / "rules.yml")]) == 2
+    assert f"{bad}:5:3: slo.min_failing_locations: {message}" in capsys.readouterr().err
 
 
 def test_cli_refuses_broken_journeys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,7 +20,7 @@ from binaries import required_binary
 
 from agent.language.catalog import Catalog
 from agent.language.model import Journey
-from generators.rules import RulesOptions, build, render
+from generators.rules import AGENT_DOWN, NO_DATA, RulesOptions, build, render
 
 pytestmark = pytest.mark.promtool
 
@@ -30,10 +30,14 @@ START = 1000  # counters have been counting long before the test begins
 Outcome = Callable[[str, int], str]  # (location, minute) -> ok | fail | slow
 
 
-def _journey(availability: str = "99.5%", latency: dict[str, str] | None = None) -> Journey:
+def _journey(
+    availability: str = "99.5%", latency: dict[str, str] | None = None, k: int | None = None
+) -> Journey:
     slo: dict[str, Any] = {"availability": availability, "window": "30d"}
     if latency:
         slo["latency"] = latency
+    if k is not None:
+        slo["min_failing_locations"] = k
     return Journey.model_validate(
         {
             "journey": "checkout",
@@ -131,7 +135,11 @@ def _run_suite(
         "evaluation_interval": "1m",
         # Prometheus runs groups side by side; here the business figures go first, so
         # the annotations quote this minute's figures rather than the last minute's.
-        "group_eval_order": ["journeyman-business-processes", "journeyman-journey-checkout"],
+        "group_eval_order": [
+            "journeyman-business-processes",
+            "journeyman-agents",
+            "journeyman-journey-checkout",
+        ],
         "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": checks}],
     }
     path = tmp_path / "suite.yml"
@@ -149,6 +157,15 @@ def _run_suite(
 
 def _quiet(alertname: str, *minutes: int) -> list[dict[str, Any]]:
     return [{"eval_time": f"{m}m", "alertname": alertname, "exp_alerts": []} for m in minutes]
+
+
+def _burn(minute: int, *alerts: dict[str, Any]) -> dict[str, Any]:
+    """At ``minute``, exactly ``alerts`` of the availability burn-rate alert fire."""
+    return {
+        "eval_time": f"{minute}m",
+        "alertname": "JourneyAvailabilityBudgetBurn",
+        "exp_alerts": list(alerts),
+    }
 
 
 HEAD = "Checkout (customer, order-to-cash)"
@@ -194,15 +211,36 @@ def test_fast_burn_pages_within_the_expected_minutes(tmp_path: Path) -> None:
         "exp_labels": _labels("page"),
         "exp_annotations": _availability_annotations("15.6", 2, 3, "1h", "9", "373", "page"),
     }
-    checks = [
-        *_quiet("JourneyAvailabilityBudgetBurn", DAY, DAY + 6),
-        {
-            "eval_time": f"{DAY + 7}m",
-            "alertname": "JourneyAvailabilityBudgetBurn",
-            "exp_alerts": [fired],
-        },
-    ]
+    checks = [*_quiet("JourneyAvailabilityBudgetBurn", DAY, DAY + 6), _burn(DAY + 7, fired)]
     _run_suite(tmp_path, _journey(), series, checks, RulesOptions(locations=3))
+
+
+def _one_location_fails(loc: str, minute: int) -> str:
+    return "fail" if minute > DAY and loc == "eu" else "ok"
+
+
+def test_one_location_failing_never_pages(tmp_path: Path) -> None:
+    """One of three locations failing every run burns 14.4x over the whole fleet from 13
+    minutes on, but K of N (K=2 by default) keeps it that location's problem: no page;
+    a ticket once the slow windows (1d at 2.8x, 2h) see it, at 30 minutes."""
+    series = _series(_one_location_fails, ["eu", "ap", "us"], DAY + 30)
+    ticket = {
+        "exp_labels": _labels("ticket"),
+        "exp_annotations": _availability_annotations("1.4", 1, 3, "1d", "20", "800", "ticket"),
+    }
+    checks = [*_quiet("JourneyAvailabilityBudgetBurn", DAY + 13, DAY + 20), _burn(DAY + 30, ticket)]
+    _run_suite(tmp_path, _journey(), series, checks, RulesOptions(locations=3))
+
+
+def test_one_location_failing_pages_when_k_is_1(tmp_path: Path) -> None:
+    """The same failures with slo.min_failing_locations 1 page at 13 minutes (13 of 180)."""
+    fired = {
+        "exp_labels": _labels("page"),
+        "exp_annotations": _availability_annotations("14.4", 1, 3, "1h", "9", "347", "page"),
+    }
+    checks = [*_quiet("JourneyAvailabilityBudgetBurn", DAY + 12), _burn(DAY + 13, fired)]
+    series = _series(_one_location_fails, ["eu", "ap", "us"], DAY + 13)
+    _run_suite(tmp_path, _journey(k=1), series, checks, RulesOptions(locations=3))
 
 
 def test_slow_burn_fires_only_the_ticket(tmp_path: Path) -> None:
@@ -217,10 +255,7 @@ def test_slow_burn_fires_only_the_ticket(tmp_path: Path) -> None:
         "exp_labels": _labels("ticket"),
         "exp_annotations": _availability_annotations("4.0", 1, 1, "1d", "4", "160", "ticket"),
     }
-    checks = [
-        {"eval_time": f"{m}m", "alertname": "JourneyAvailabilityBudgetBurn", "exp_alerts": [ticket]}
-        for m in (1450, 1500)
-    ]
+    checks = [_burn(m, ticket) for m in (1450, 1500)]
     _run_suite(tmp_path, _journey(), _series(outcome, ["eu"], 1500), checks)
 
 
@@ -289,13 +324,7 @@ def test_without_the_guard_one_failed_run_pages(tmp_path: Path) -> None:
             "16.7", 1, 1, "1h", "2", "80", "page", objective="99.9%"
         ),
     }
-    checks = [
-        {
-            "eval_time": f"{DAY + 1}m",
-            "alertname": "JourneyAvailabilityBudgetBurn",
-            "exp_alerts": [fired],
-        }
-    ]
+    checks = [_burn(DAY + 1, fired)]
     series = _series(_single_failure, ["eu"], DAY + 5)
     _run_suite(tmp_path, _journey("99.9%"), series, checks, RulesOptions(min_failed_runs=1))
 
@@ -341,3 +370,89 @@ def test_a_journey_never_reported_fires_no_data(tmp_path: Path) -> None:
     }
     checks = [{"eval_time": "10m", "alertname": "JourneyNoData", "exp_alerts": [fired]}]
     _run_suite(tmp_path, _journey(), series, checks)
+
+
+AGENT = {"job": "journeyman", "instance": "10.0.0.1:9464"}
+
+
+def _agent_series(instance: str, location: str, up: str, alive: str) -> list[dict[str, str]]:
+    """One agent's scrape target: ``up`` as Prometheus records it, and the series it
+    exports (build info, journey info, last run: ``alive`` minutes of them, then stale)."""
+    target = f'job="journeyman",instance="{instance}"'
+    j = f'journey="checkout",business_process="{PROCESS}",persona="customer",location="{location}"'
+    return [
+        {"series": f"up{{{target}}}", "values": up},
+        {
+            "series": f'journeyman_build_info{{{target},version="1.0",python="3.11"}}',
+            "values": f"1x{alive} stale",
+        },
+        {"series": f'journey_info{{{target},{j},owner="web-team"}}', "values": f"1x{alive} stale"},
+        {
+            "series": f"journey_last_run_timestamp_seconds{{{target},{j}}}",
+            "values": f"0+60x{alive} stale",
+        },
+    ]
+
+
+def test_a_lost_agent_is_one_alert_whose_labels_its_journeys_no_data_share(
+    tmp_path: Path,
+) -> None:
+    """An agent down from 11m fires JourneymanAgentDown at 13m (for: 2m) naming job, instance
+    and location; its journey's no-data (16m) carries the same three labels, which is what
+    the Alertmanager inhibit rule matches. A down target that never was an agent, or a
+    location whose journey moved to another shard, raises nothing."""
+    series = [
+        *_agent_series(AGENT["instance"], "eu", "1x10 0x10", "10"),
+        *_agent_series("10.0.0.2:9464", "us", "1x20", "20"),
+        # ap's shard 0 handed the journey to shard 1 at 10m (a reshard): not silent
+        *_agent_series("10.0.0.3:9464", "ap", "1x20", "10"),
+        *_agent_series("10.0.0.4:9464", "ap", "1x20", "20")[3:],
+        {"series": 'up{job="node",instance="db:9100"}', "values": "0x20"},
+    ]
+    series[-2]["values"] = "_x10 600+60x10"
+    description = (
+        f"Prometheus cannot scrape the Journeyman agent {AGENT['instance']} (job journeyman) in "
+        "location eu: the journeys it runs are not measured from there, and their no-data "
+        "alerts are inhibited while this alert fires. Check the agent's process or pod, its "
+        "logs and its /readyz."
+    )
+    down = {
+        "exp_labels": {"severity": "ticket", "location": "eu", **AGENT},
+        "exp_annotations": {
+            "summary": f"Journeyman agent {AGENT['instance']} in location eu is down",
+            "description": description,
+        },
+    }
+    no_data = {
+        "exp_labels": _labels("ticket", slo=None, location="eu", **AGENT),
+        "exp_annotations": _no_data_annotations("location eu"),
+    }
+    checks = [
+        *_quiet("JourneymanAgentDown", 10, 12),
+        {"eval_time": "13m", "alertname": "JourneymanAgentDown", "exp_alerts": [down]},
+        *_quiet("JourneyNoData", 15),
+        {"eval_time": "16m", "alertname": "JourneyNoData", "exp_alerts": [no_data]},
+        {"eval_time": "20m", "alertname": "JourneymanAgentDown", "exp_alerts": [down]},
+    ]
+    _run_suite(tmp_path, _journey(), series, checks)
+
+
+def test_the_shipped_alertmanager_config_inhibits_with_the_generated_names() -> None:
+    """deploy/alertmanager/alertmanager.yml passes `amtool check-config`, and its inhibit
+    rule mutes the generator's no-data alert by the generator's agent-down alert on the
+    labels both carry."""
+    config = Path(__file__).parent.parent / "deploy" / "alertmanager" / "alertmanager.yml"
+    done = subprocess.run(
+        [required_binary("amtool"), "check-config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rules = yaml.safe_load(config.read_text())["inhibit_rules"]
+    assert {
+        "source_matchers": [f'alertname="{AGENT_DOWN}"'],
+        "target_matchers": [f'alertname="{NO_DATA}"'],
+        "equal": ["job", "instance", "location"],
+    } in rules

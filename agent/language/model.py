@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import Discriminator, Field, StrictInt, Tag, model_validator
 
 from agent.language.fields import Duration, Fraction, StrictModel, error_at
 from agent.steps import KINDS
@@ -98,6 +98,13 @@ class SLO(StrictModel):
     availability: Fraction | None = Field(default=None, description="Share of runs that succeed")
     latency: LatencySLO | None = None
     window: Duration = Field(default=28 * 86400.0, description="SLO window, e.g. 28d")
+    min_failing_locations: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        description="A page needs the journey failing from at least this many locations "
+        "(or from all those reporting it, if fewer); default: `journeyman rules "
+        "--min-failing-locations`, 2",
+    )
     runbook_url: str | None = None
     dashboard_url: str | None = None
 
