@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from agent.language.model import Journey
 from agent.run.artifacts import ArtifactStore
 from agent.run.browser_pool import BrowserPool
 from agent.run.context import RunEnvironment
-from agent.run.results import RunResult
+from agent.run.results import RunIds, RunResult
 from agent.run.runner import run_journey
 from agent.schedule.reload import Reloader
 from agent.schedule.scheduler import Scheduler
@@ -34,6 +35,7 @@ from agent.serve.web_config import WebAccess
 from exporters.base import Exporter
 from exporters.console import ConsoleExporter
 from exporters.fanout import Fanout
+from exporters.history import History
 from exporters.junit import write_junit
 from exporters.logs import LogExporter
 from exporters.prometheus import PrometheusExporter
@@ -61,6 +63,7 @@ class Settings:
     console: TextIO | None = None  # a live line per run (demo, terminals)
     web_config: Path | None = None  # --web.config.file: TLS, basic auth, headers
     protect_probes: bool = False  # basic auth on /healthz and /readyz too
+    data_dir: Path | None = None  # --data-dir: the run history's file; None keeps it in memory
 
 
 # From a free slot in milliseconds to a cold launch (~0.2-1 s) and a saturated pool.
@@ -145,8 +148,10 @@ async def run_agent(
     log = structlog.get_logger("journeyman").bind(location=settings.location)
     registry = CollectorRegistry()
     prometheus = PrometheusExporter(registry, settings.location)
-    board = StatusBoard()
-    exporters = _exporters(settings, log, prometheus, board, extra_exporters or {})
+    history = History(settings.data_dir, registry=registry, logger=log, location=settings.location)
+    flying: dict[str, float] = {}  # journey id -> start of its run in flight, for the page
+    board = StatusBoard(history, location=settings.location, in_flight=lambda: flying)
+    exporters = _exporters(settings, log, prometheus, history, board, extra_exporters or {})
     fanout = Fanout(exporters, registry=registry, logger=log)
     readiness = Readiness()
     access = None
@@ -160,6 +165,7 @@ async def run_agent(
             ready=readiness,
             location=settings.location,
             access=access,
+            evidence=settings.artifacts_dir,
         )
     except OSError as error:  # in use, or an address this machine does not have
         raise StartError(
@@ -170,8 +176,16 @@ async def run_agent(
         if on_listening is not None:
             on_listening(server.url)
         async with fanout, run_environment(settings, environ, registry) as env:
+
+            async def run(journey: Journey, ids: RunIds) -> RunResult:
+                flying[journey.journey] = time.time()
+                try:
+                    return await run_journey(journey, env, ids)
+                finally:
+                    flying.pop(journey.journey, None)
+
             scheduler = Scheduler(
-                run=lambda journey, ids: run_journey(journey, env, ids),
+                run=run,
                 export=fanout.export,
                 registry=registry,
                 logger=log,
@@ -218,12 +232,15 @@ def _exporters(
     settings: Settings,
     log: Any,
     prometheus: PrometheusExporter,
+    history: History,
     board: StatusBoard,
     extra: Mapping[str, Exporter],
 ) -> dict[str, Exporter]:
-    """The exporters by name (the name labels their errors): built-in ones, then ``extra``."""
+    """The exporters by name (the name labels their errors): built-in ones, then ``extra``.
+    The history starts before the board, which restores its state from it."""
     exporters: dict[str, Exporter] = {
         "prometheus": prometheus,
+        "history": history,
         "status": board,
         "logs": LogExporter(log, settings.location),
     }

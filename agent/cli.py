@@ -214,6 +214,11 @@ def _agent_options(parser: argparse.ArgumentParser) -> None:
         default=env("WEB_PROTECT_PROBES", "").strip().lower() not in ("", "0", "false", "no"),
         help="basic auth on /healthz and /readyz too (default: open, kubelets send none)",
     )  # fmt: skip
+    parser.add_argument(
+        "--data-dir", type=Path, default=env("DATA_DIR", "") or None,
+        help="where the run history is kept (SQLite; the status page and `report` read it); "
+        "default: in memory",
+    )  # fmt: skip
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -234,6 +239,7 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
         "browser_path": args.browser_path,
         "web_config": _web_config(args.web_config_file),
         "protect_probes": args.web_protect_probes,
+        "data_dir": args.data_dir,
     }
     return Settings(**(values | overrides))
 

@@ -5,8 +5,11 @@
 - ``/healthz``: 200 while the event loop answers (a liveness probe).
 - ``/readyz``: 200 while ``ready()`` says so, else 503 and why (the agent passes a
   :class:`Readiness`: ``starting`` until journeys are loaded and scheduled and the
-  exporters started, ``shutting down`` from the moment a stop begins).
-- ``/``: the status page of :mod:`exporters.status`.
+  exporters started, ``shutting down`` from the moment a stop begins). A line
+  ``history: ...`` follows when the run history is unavailable (still 200: history is
+  not readiness), and always with ``?verbose``.
+- ``/``, ``/journeys/<id>``, ``/api/status``, ``/evidence/<path>``: the status page
+  (:mod:`agent.serve.status_routes`).
 
 Every response, on every path (future ones too), passes one gate and one set of headers:
 
@@ -17,8 +20,8 @@ Every response, on every path (future ones too), passes one gate and one set of 
   reveal nothing.
 - ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``, a
   Content-Security-Policy (``default-src 'none'``; the status page adds the hashes of its
-  inline styles), the web config's ``http_server_config.headers``, and no ``Server``
-  banner.
+  inline style and script, and requests to its own origin), the web config's
+  ``http_server_config.headers``, and no ``Server`` banner.
 
 ``/metrics`` is gzipped when the scraper accepts it (level 1: a 9 MB exposition in
 ~22 ms of CPU, 20x smaller; level 6 costs 2.5x that for 15% fewer bytes), in a thread
@@ -29,20 +32,19 @@ them in; :func:`start_server` returns a :class:`RunningServer` with its bound UR
 from __future__ import annotations
 
 import asyncio
-import base64
 import gzip
-import hashlib
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from agent.serve.status_routes import page_csp, status_routes
 from agent.serve.web_config import WebAccess
 from exporters.prometheus import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT
-from exporters.status import StatusBoard, render_page
+from exporters.status import StatusBoard
 
 __all__ = [
     "DEFAULT_PORT",
@@ -60,7 +62,6 @@ DEFAULT_PORT = 9464
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PROBES = frozenset({"/healthz", "/readyz"})
 _CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-_STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
 _GZIP_INLINE = 256 * 1024  # gzip smaller bodies on the loop (~0.4 ms at most); larger in a thread
 
 
@@ -118,19 +119,21 @@ async def start_server(
     ready: Callable[[], bool | str],
     location: str = "",
     access: WebAccess | None = None,
+    evidence: Path | None = None,
 ) -> RunningServer:
     """Serve the endpoints on ``listen`` (port 0 picks a free port) until ``close()``.
 
     ``ready()`` is True when the agent is ready, else False or the reason it is not.
     ``access`` (from ``--web.config.file``) brings TLS, basic auth and extra headers.
+    ``evidence`` is the artifacts folder the status page links run evidence from.
     """
     host, port = parse_listen(listen)
     app = web.Application(middlewares=[_gate(access)] if access else [])
     app.on_response_prepare.append(_headers(access))
     app.router.add_get("/metrics", _metrics_handler(metrics))
     app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/readyz", _readyz_handler(ready))
-    app.router.add_get("/", _status_handler(board, location))
+    app.router.add_get("/readyz", _readyz_handler(ready, board))
+    app.router.add_routes(status_routes(board, location=location, evidence=evidence))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
@@ -223,30 +226,19 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
 
-def _readyz_handler(ready: Callable[[], bool | str]) -> _Handler:
+def _readyz_handler(ready: Callable[[], bool | str], board: StatusBoard) -> _Handler:
+    """Readiness, then a line per part that does not decide it: the history's, when it is
+    unavailable, or always with ``?verbose`` (a history problem never makes it 503)."""
+
     async def handle(request: web.Request) -> web.Response:
         state = ready()
+        details = ""
+        history = board.history.status if board.history is not None else None
+        if history is not None and (not history.available or "verbose" in request.query):
+            details = f"history: {history.detail}\n"
         if state is True:
-            return web.Response(text="ready\n")
-        return web.Response(status=503, text=f"not ready{f': {state}' if state else ''}\n")
+            return web.Response(text=f"ready\n{details}")
+        reason = f": {state}" if state else ""
+        return web.Response(status=503, text=f"not ready{reason}\n{details}")
 
     return handle
-
-
-def _status_handler(board: StatusBoard, location: str) -> _Handler:
-    async def handle(request: web.Request) -> web.Response:
-        page = render_page(board.processes(), location)
-        response = web.Response(text=page, content_type="text/html")
-        response.headers["Content-Security-Policy"] = page_csp(page)
-        return response
-
-    return handle
-
-
-def page_csp(page: str) -> str:
-    """The Content-Security-Policy of an HTML page: nothing but its own inline styles."""
-    hashes = [
-        "'sha256-" + base64.b64encode(hashlib.sha256(style.encode()).digest()).decode() + "'"
-        for style in _STYLE.findall(page)
-    ]
-    return f"{_CSP}; style-src {' '.join(hashes)}" if hashes else _CSP
