@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,9 +22,11 @@ from prometheus_client import CollectorRegistry, Histogram
 from agent.language.catalog import Catalog
 from agent.language.loader import load
 from agent.language.model import Journey
+from agent.language.templating import DEFAULT_ALLOW_ENV, EnvAllowList
 from agent.run.artifacts import ArtifactStore
 from agent.run.browser_pool import BrowserPool
 from agent.run.context import RunEnvironment
+from agent.run.egress import EgressPolicy
 from agent.run.results import RunIds, RunResult
 from agent.run.runner import run_journey
 from agent.schedule.reload import Reloader
@@ -64,6 +66,11 @@ class Settings:
     web_config: Path | None = None  # --web.config.file: TLS, basic auth, headers
     protect_probes: bool = False  # basic auth on /healthz and /readyz too
     data_dir: Path | None = None  # --data-dir: the run history's file; None keeps it in memory
+    # what journeys may reach (docs/security.md): --allow-env, --allow/deny-hosts, folders
+    allow_env: tuple[str, ...] = DEFAULT_ALLOW_ENV
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
+    uploads_dir: Path | None = None
+    ca_dir: Path | None = None
 
 
 # From a free slot in milliseconds to a cold launch (~0.2-1 s) and a saturated pool.
@@ -93,7 +100,14 @@ async def run_environment(
         on_wait=on_wait,
     ) as browser:
         yield RunEnvironment(
-            environ=dict(environ), browser=browser, artifacts=artifacts, location=settings.location
+            environ=dict(environ),
+            browser=browser,
+            artifacts=artifacts,
+            location=settings.location,
+            allow_env=EnvAllowList(settings.allow_env),
+            egress=settings.egress,
+            uploads_dir=settings.uploads_dir,
+            ca_dir=settings.ca_dir,
         )
 
 
@@ -117,7 +131,7 @@ async def run_once(
 
         async def one(journey: Journey) -> RunResult:
             async with limit:
-                result = await run_journey(journey, env)
+                result = await run_journey(journey, env.for_journey(journey))
             fanout.export(result)
             return result
 
@@ -180,7 +194,7 @@ async def run_agent(
             async def run(journey: Journey, ids: RunIds) -> RunResult:
                 flying[journey.journey] = time.time()
                 try:
-                    return await run_journey(journey, env, ids)
+                    return await run_journey(journey, env.for_journey(journey), ids)
                 finally:
                     flying.pop(journey.journey, None)
 
@@ -202,7 +216,7 @@ async def run_agent(
 
             reloader = Reloader(
                 paths=settings.paths,
-                load=partial(load, environ=environ),
+                load=partial(load, environ=environ, allow_env=EnvAllowList(settings.allow_env)),
                 apply=apply,
                 registry=registry,
                 logger=log,

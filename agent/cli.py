@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from agent.language.loader import LoadResult, load
 from agent.language.schema import journey_file_schema
+from agent.language.templating import DEFAULT_ALLOW_ENV, EnvAllowList
 from generators.rules import FORMATS, RulesOptions, build, render
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--require-env", action="store_true", help="an unset ${env.NAME} is an error"
     )
+    _allow_env_option(validate)
     validate.set_defaults(handler=_validate)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of journey files")
@@ -219,6 +221,62 @@ def _agent_options(parser: argparse.ArgumentParser) -> None:
         help="where the run history is kept (SQLite; the status page and `report` read it); "
         "default: in memory",
     )  # fmt: skip
+    _reach_options(parser)
+
+
+def _allow_env_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-env", action="append", metavar="PATTERN",
+        help="environment variables journeys may read as ${env.NAME}, besides those their "
+        "secrets: read (repeatable; shell wildcards; env JOURNEYMAN_ALLOW_ENV, "
+        f"comma-separated; default: {','.join(DEFAULT_ALLOW_ENV)})",
+    )  # fmt: skip
+
+
+def _reach_options(parser: argparse.ArgumentParser) -> None:
+    """What journeys may reach (docs/security.md): variables, hosts, local files."""
+    _allow_env_option(parser)
+    parser.add_argument(
+        "--allow-hosts", action="append", metavar="RULES",
+        help="egress only to these CIDRs, addresses, host names or *.patterns (repeatable, "
+        "comma-separated; env JOURNEYMAN_ALLOW_HOSTS); default: anywhere but link-local "
+        "and metadata addresses",
+    )  # fmt: skip
+    parser.add_argument(
+        "--deny-hosts", action="append", metavar="RULES",
+        help="no egress to these CIDRs, addresses, host names or *.patterns (repeatable, "
+        "comma-separated; env JOURNEYMAN_DENY_HOSTS)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--uploads-dir", type=Path, default=_env("UPLOADS_DIR") or None,
+        help="the folder browser uploads may send files from (default: none, no uploads)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ca-dir", type=Path, default=_env("CA_DIR") or None,
+        help="the folder verify: CA bundle paths may name (default: none, only true/false)",
+    )  # fmt: skip
+
+
+def _env(name: str) -> str:
+    return os.environ.get(f"JOURNEYMAN_{name}", "")
+
+
+def _listed(given: list[str] | None, name: str) -> list[str]:
+    """A repeatable option's values, else its environment variable's, comma-separated."""
+    return given if given is not None else [_env(name)] if _env(name) else []
+
+
+def _allow_env(args: argparse.Namespace) -> EnvAllowList:
+    texts = _listed(args.allow_env, "ALLOW_ENV")
+    if args.allow_env is None and not texts:
+        return EnvAllowList()  # the default, JOURNEY_*
+    return EnvAllowList(p for text in texts for p in text.split(","))
+
+
+def _folder(path: Path | None, flag: str) -> Path | None:
+    if path is not None and not path.is_dir():
+        raise ValueError(f"{flag} {path}: not a folder")
+    return path
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -240,8 +298,23 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
         "web_config": _web_config(args.web_config_file),
         "protect_probes": args.web_protect_probes,
         "data_dir": args.data_dir,
+        **_reach(args),
     }
     return Settings(**(values | overrides))
+
+
+def _reach(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings of what journeys may reach; ValueError says what is wrong."""
+    from agent.run.egress import EgressPolicy
+
+    return {
+        "allow_env": _allow_env(args).patterns,
+        "egress": EgressPolicy.parse(
+            _listed(args.allow_hosts, "ALLOW_HOSTS"), _listed(args.deny_hosts, "DENY_HOSTS")
+        ),
+        "uploads_dir": _folder(args.uploads_dir, "--uploads-dir"),
+        "ca_dir": _folder(args.ca_dir, "--ca-dir"),
+    }
 
 
 def _web_config(path: Path | None) -> Path | None:
@@ -279,7 +352,7 @@ def _run(args: argparse.Namespace) -> int:
             print("journeyman: --push needs --once (an agent is scraped)", file=sys.stderr)
             return EXIT_USAGE
         return _until_signalled(lambda stop: run_agent(settings, stop))
-    loaded = load(settings.paths, environ=os.environ)
+    loaded = load(settings.paths, environ=os.environ, allow_env=EnvAllowList(settings.allow_env))
     bad_files = _print_problems(loaded, sys.stderr)
     journeys = [j.journey for j in loaded.journeys if settings.shard is None
                 or settings.shard.owns(j.journey.journey)]  # fmt: skip
@@ -352,7 +425,9 @@ def _until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]])
 
 
 def _validate(args: argparse.Namespace) -> int:
-    result = load(args.paths, environ=os.environ, require_env=args.require_env)
+    result = load(
+        args.paths, environ=os.environ, require_env=args.require_env, allow_env=_allow_env(args)
+    )
     bad = _print_problems(result, sys.stdout)
     journeys = len(result.journeys)
     summary = f"{journeys} journey{'s' * (journeys != 1)} OK"
