@@ -14,6 +14,7 @@ Past that, :class:`PatternTooSlow` says so; the step kinds report it as ``assert
 from __future__ import annotations
 
 import asyncio
+import re
 from functools import lru_cache
 
 import regex
@@ -38,14 +39,23 @@ class PatternTooSlow(Exception):
 
 
 @lru_cache(maxsize=512)
-def _compiled(pattern: str) -> regex.Pattern[str]:
-    return regex.compile(pattern)
+def _compiled(pattern: str) -> regex.Pattern[str] | re.Pattern[str]:
+    """The pattern for ``regex``; one that only ``re`` reads (none is known) runs unbounded
+    rather than failing a journey that validate accepted."""
+    try:
+        return regex.compile(pattern)
+    except regex.error:
+        return re.compile(pattern)
 
 
-async def search(pattern: str, text: str, remaining: float) -> regex.Match[str] | None:
+async def search(
+    pattern: str, text: str, remaining: float
+) -> regex.Match[str] | re.Match[str] | None:
     """``re.search(pattern, text)``, bounded by ``min(remaining, MAX_SECONDS)`` seconds.
     ``pattern`` was validated with ``re`` when the journey was loaded."""
     compiled = _compiled(pattern)
+    if isinstance(compiled, re.Pattern):
+        return compiled.search(text)
     budget = max(min(remaining, MAX_SECONDS), _MIN_SECONDS)
     try:
         return compiled.search(text, timeout=min(INLINE_SECONDS, budget))

@@ -60,8 +60,9 @@ async def _body(expect: Expect, reply: Reply, ctx: StepContext) -> None:
         if at >= 0:
             around = _around(reply.text, at, len(needle), reply.mask)
             _fail(f"expected the body not to contain {needle!r}, found it in {around}")
-    if expect.body_matches is not None and not await _matches(expect.body_matches, reply.text, ctx):
-        _fail(f"expected the body to match {expect.body_matches!r}, got {reply.description()}")
+    pattern = expect.body_matches
+    if pattern is not None and not await _matches(pattern, reply.text, ctx, "the body"):
+        _fail(f"expected the body to match {pattern!r}, got {reply.description()}")
 
 
 def _around(text: str, at: int, length: int, mask: Mask) -> str:
@@ -86,7 +87,7 @@ async def _json(expect: Expect, reply: Reply, ctx: StepContext) -> None:
     for path, pattern in expect.json_matches.items():
         found, value = reply.json_value(path)
         text = value if isinstance(value, str) else json_text(value)
-        if not found or not await _matches(pattern, text, ctx):
+        if not found or not await _matches(pattern, text, ctx, path):
             got = _shown(value, mask) if found else "no such value"
             _fail(f"expected {path} to match {pattern!r}, got {got}")
 
@@ -99,16 +100,16 @@ async def _headers(expect: Expect, reply: Reply, ctx: StepContext) -> None:
             _fail(f"expected header {name}: {wanted!r}, got {got}")
     for name, pattern in expect.header_matches.items():
         value = reply.headers.get(name)
-        if value is None or not await _matches(pattern, value, ctx):
+        if value is None or not await _matches(pattern, value, ctx, f"header {name}"):
             got = repr(value) if value is not None else "no such header"
             _fail(f"expected header {name} to match {pattern!r}, got {got}")
 
 
-async def _matches(pattern: str, text: str, ctx: StepContext) -> bool:
+async def _matches(pattern: str, text: str, ctx: StepContext, what: str) -> bool:
     try:
         return await search(pattern, text, ctx.remaining()) is not None
     except PatternTooSlow as slow:
-        _fail(f"expected a match, but {slow.message}")
+        _fail(f"expected {what} to match, but {slow.message}")
 
 
 def _same(actual: Any, wanted: Any) -> bool:
