@@ -277,7 +277,7 @@ async def test_manifests_use_only_what_the_agent_accepts(
 
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
 def test_pods_are_locked_down(overlay: Path) -> None:
-    """Non-root uid 10001, read-only root with emptyDirs for /tmp and /artifacts, no
+    """Non-root uid 10001, read-only root with emptyDirs for /tmp, artifacts and history, no
     privilege escalation, no capabilities, RuntimeDefault seccomp, no API token; in, only
     Prometheus; out, anywhere."""
     objects = rendered(overlay)
@@ -295,8 +295,9 @@ def test_pods_are_locked_down(overlay: Path) -> None:
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
     assert "emptyDir" in mounts["/tmp"]
-    assert "emptyDir" in mounts["/artifacts"]
-    assert environment(objects)["JOURNEYMAN_ARTIFACTS_DIR"] == "/artifacts"
+    env = environment(objects)
+    for variable in ("JOURNEYMAN_ARTIFACTS_DIR", "JOURNEYMAN_DATA_DIR"):
+        assert "emptyDir" in mounts[str(env[variable])], variable
     policy = one(objects, "NetworkPolicy")["spec"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     assert policy["egress"] == [{}]
@@ -521,7 +522,7 @@ async def test_compose_uses_only_what_the_agent_and_the_shop_accept(
     shop = services["shop"]
     assert shop["entrypoint"] == ["python3", "-m", "agent.demo"]
     shop_port = demo_parser().parse_args(shop["command"]).port
-    assert urlsplit(agent["environment"]["SHOP_URL"]).port == shop_port
+    assert urlsplit(agent["environment"]["JOURNEY_SHOP_URL"]).port == shop_port
     scrape = yaml.safe_load((COMPOSE / "prometheus" / "prometheus.yml").read_text())
     job = next(j for j in scrape["scrape_configs"] if j["job_name"] == "journeyman")
     assert job["static_configs"] == [{"targets": [f"agent:{port}"]}]
@@ -563,7 +564,7 @@ def test_compose_prometheus_and_alertmanager_configs_check() -> None:
     amtool = shutil.which("amtool")
     if amtool is None:
         pytest.skip("amtool is missing (Debian package prometheus-alertmanager)")
-    config = COMPOSE / "alertmanager" / "alertmanager.yml"
+    config = COMPOSE / "../alertmanager/alertmanager.yml"
     done = subprocess.run(
         [amtool, "check-config", str(config)], capture_output=True, text=True, timeout=60
     )
