@@ -1,4 +1,4 @@
-"""The ``journeyman`` command line: validate, run, schema, rules, dashboard, demo.
+"""The ``journeyman`` command line: validate, run, schema, rules, dashboard, report, demo.
 
 Each subcommand is one small handler here that calls into the module doing the work.
 Exit status: 0 all good, 1 a journey failed, 2 unusable input, 3 (``run --once --push``)
@@ -90,6 +90,19 @@ def _parser() -> argparse.ArgumentParser:
     for flag, default, text in _RULES_COUNTS:
         rules.add_argument(flag, type=_at_least_one, default=default, help=text)
     rules.set_defaults(handler=_rules)
+
+    report = commands.add_parser(
+        "report", help="availability, budgets, incidents and what they cost, from the history"
+    )
+    report.add_argument(
+        "--data-dir", type=Path, required=not os.environ.get("JOURNEYMAN_DATA_DIR"),
+        default=os.environ.get("JOURNEYMAN_DATA_DIR") or None,
+        help="the agent's --data-dir (default: $JOURNEYMAN_DATA_DIR)",
+    )  # fmt: skip
+    report.add_argument("--since", default="7d", help="how far back, e.g. 24h, 7d (default 7d)")
+    report.add_argument("--format", choices=["text", "html"], default="text")
+    report.add_argument("-o", "--output", default="-", help="file (default: stdout)")
+    report.set_defaults(handler=_report)
 
     dashboard = commands.add_parser("dashboard", help="a Grafana dashboard of the journeys")
     dashboard.add_argument("paths", nargs="+", help="journey files or folders (and catalog.yaml)")
@@ -496,6 +509,32 @@ def _write(output: str, text: str) -> int:
         sys.stdout.write(text)
     else:
         Path(output).write_text(text, encoding="utf-8")
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    import time
+
+    from agent.language.fields import parse_duration
+    from exporters.report import ReportError, read_report
+    from exporters.report_render import render_html, render_text
+
+    try:
+        since = parse_duration(args.since)
+    except ValueError as error:
+        print(f"journeyman report: --since {error}", file=sys.stderr)
+        return EXIT_USAGE
+    until = time.time()
+    try:
+        report = read_report(args.data_dir, until - since, until)
+    except ReportError as error:
+        print(f"journeyman report: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    text = render_html(report) if args.format == "html" else render_text(report)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
     return EXIT_OK
 
 
