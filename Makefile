@@ -14,10 +14,22 @@ $(BIN)/.installed: pyproject.toml
 system-deps:
 	./scripts/system-deps
 
+# axe-core, for the accessibility check of the status page's browser test: fetched once
+# from the npm registry into .cache/ (gitignored), offline after that. The test pins the
+# same version (tests/test_status_page.py).
+AXE_VERSION := 4.10.2
+AXE := .cache/axe-core-$(AXE_VERSION)/axe.min.js
+
+$(AXE): | system-deps
+	mkdir -p $(@D)
+	cd $(@D) && npm pack --silent axe-core@$(AXE_VERSION) >/dev/null \
+	  && tar -xzf axe-core-$(AXE_VERSION).tgz --strip-components=1 package/axe.min.js \
+	  && rm axe-core-$(AXE_VERSION).tgz
+
 demo: $(BIN)/.installed system-deps
 	$(BIN)/journeyman demo
 
-test: $(BIN)/.installed system-deps lint
+test: $(BIN)/.installed system-deps lint $(AXE)
 	$(BIN)/pytest -q
 
 lint: $(BIN)/.installed
