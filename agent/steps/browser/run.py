@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import time
 from fnmatch import fnmatch
-from types import TracebackType
 from urllib.parse import urlsplit
 
 from playwright.async_api import BrowserContext, Frame, Page, Route
@@ -143,7 +142,7 @@ async def _open(session: BrowserSession, step: BrowserStep, pool: BrowserPool) -
         ) from None
 
 
-class _Guard(contextlib.AbstractAsyncContextManager["_Guard"]):
+class _Guard:
     """What the run's pages may reach: one per run attempt, routed on its browser
     context; ``refused`` holds the current step's refusals."""
 
@@ -153,14 +152,6 @@ class _Guard(contextlib.AbstractAsyncContextManager["_Guard"]):
         self.context: BrowserContext | None = None  # the context routed
         self.page: Page | None = None  # the page whose frames are watched
         self._hosts: dict[tuple[str, int], str | None] = {}  # refusal by host, this run
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
 
     async def watch(self, page: Page) -> None:
         """Route ``page``'s context and watch its frames (once per context and page)."""
@@ -212,7 +203,7 @@ class _Guard(contextlib.AbstractAsyncContextManager["_Guard"]):
 
 
 async def _guard(ctx: StepContext) -> _Guard:
-    return await ctx.resource(_Guard, lambda: _Guard(ctx.env.egress))
+    return await ctx.resource(_Guard, lambda: contextlib.nullcontext(_Guard(ctx.env.egress)))
 
 
 async def _prepare(
