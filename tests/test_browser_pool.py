@@ -133,3 +133,68 @@ async def test_two_hundred_runs_leak_no_contexts_or_descriptors(
         assert result.ok, result.message
     assert pool.open_contexts == 0
     assert len(os.listdir("/proc/self/fd")) <= descriptors + 2
+
+
+def _running(executable: Path) -> list[int]:
+    """Processes still running ``executable`` (a script: its path is in the cmdline)."""
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and str(executable) in _cmdline(int(entry.name))
+    ]
+
+
+async def test_a_browser_hanging_at_launch_is_unavailable_after_its_own_deadline(
+    site: Site, tmp_path: Path
+) -> None:
+    """A browser executable that never answers (a real process that sleeps forever): the
+    run fails as browser_unavailable after the launch deadline, not as timeout after the
+    journey's budget; then the browser is known down and the next runs fail at once,
+    short journeys too, while a relaunch is tried behind them; nothing of it is left
+    running once the pool is closed."""
+    fake = tmp_path / "chromium"
+    fake.write_text("#!/bin/sh\nwhile :; do sleep 1; done\n")
+    fake.chmod(0o755)
+    step = '- {name: s, browser: [{goto: "${base}/"}]}'
+    long = journey(step, timeout="20s")
+    short = journey(step, timeout="0.5s", step_timeout="0.5s")
+    try:
+        async with BrowserPool(executable=str(fake), launch_timeout=1.0) as own:
+            env = environment(site, own)
+            first = await run_journey(long, env)
+            assert first.reason is FailureReason.BROWSER_UNAVAILABLE, first.message
+            assert "did not start within 1s" in first.message
+            for run in (long, short):
+                after = await run_journey(run, env)
+                assert after.reason is FailureReason.BROWSER_UNAVAILABLE, after.message
+            assert own.launches == 0
+    finally:
+        for _ in range(50):  # Playwright kills its launch at the deadline; bounded wait
+            if not _running(fake):
+                break
+            await asyncio.sleep(0.1)
+        left = _running(fake)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert not left, left
+
+
+async def test_a_short_run_waiting_for_a_launch_does_not_cancel_it(site: Site) -> None:
+    """A run whose budget ends while the browser is still launching is not_started (the
+    agent's time); the launch goes on, and the next run finds the browser ready."""
+    require_chromium()
+    passing = journey('- {name: s, browser: [{goto: "${base}/"}, {expect_visible: "#welcome"}]}')
+    async with BrowserPool() as own:
+        env = environment(site, own)
+        cut = await run_journey(journey('- {name: s, browser: [{goto: "${base}/"}]}',
+                                        timeout="0.01s", step_timeout="0.01s"), env)  # fmt: skip
+        assert cut.reason is FailureReason.AGENT_BUSY, cut.message
+        for _ in range(200):  # the launch finishes on its own, with no run waiting
+            if own.launches:
+                break
+            await asyncio.sleep(0.1)
+        assert own.launches == 1
+        after = await run_journey(passing, env)
+        assert after.ok, after.message
+        assert own.launches == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import sys
@@ -390,3 +391,41 @@ async def test_example_http_journeys_pass_and_chaos_fails_them_as_assertions(
         result = await run_journey(journeys[journey_id], env)
         assert (result.reason, result.failed_step) == (FailureReason.ASSERTION, step)
         assert shop.credentials.password not in result.message
+
+
+@pytest.mark.browser
+async def test_ctrl_c_on_the_demo_stops_the_browser_in_order(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal (SIGINT to the whole process group: the agent, Playwright's
+    node driver and Chromium at once) once a browser journey ran: the demo exits 0 within
+    its bound, saying nothing of a driver future never retrieved, and no traceback."""
+    from browser_support import require_chromium
+
+    require_chromium()
+    browser = (JOURNEYS / "checkout-browser.yaml").read_text()
+    sooner = re.sub(r"schedule: \{[^}]*\}", "schedule: {every: 10s, timeout: 9s}", browser)
+    (tmp_path / "checkout-browser.yaml").write_text(sooner)  # first run within 10 s
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", "demo", str(tmp_path),
+        "--shop-port", "0", "--listen", "127.0.0.1:0",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )  # fmt: skip
+    assert process.stdout is not None
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(120):
+            while not any("checkout-browser" in line for line in seen):
+                line = (await process.stdout.readline()).decode()
+                assert line, "".join(seen)
+                seen.append(line)
+        os.killpg(process.pid, signal.SIGINT)
+        async with asyncio.timeout(30):
+            rest = (await process.stdout.read()).decode()
+            code = await process.wait()
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+    assert code == 0, rest
+    assert "Future exception was never retrieved" not in rest, rest
+    assert "Traceback" not in rest, rest

@@ -7,6 +7,19 @@ cancellation and within ``close_timeout``. The browser is launched on first use;
 that crashed (disconnected) or hung (a context would not close) is killed and
 relaunched on the next request, so one bad run never takes the agent down.
 
+A launch has a deadline of its own, ``launch_timeout`` (10 s: a cold launch takes
+0.2-2 s), and runs as a task of the pool, so a run cut off by its own deadline while
+waiting never cancels it (the next run finds the browser ready). A launch that fails or
+hangs past its deadline makes the browser known unavailable: until a launch succeeds,
+every run fails at once with ``BrowserUnavailable`` (reason ``browser_unavailable``)
+while the pool tries again in the background, instead of each run waiting out its whole
+budget and ending as ``timeout`` or ``agent_busy``.
+
+:meth:`BrowserPool.close` shuts down in order: the contexts still open, the browser,
+then Playwright's node driver, each within ``close_timeout``; an error the driver's
+connection met (the driver died first, as Ctrl-C in a terminal kills it) is read, so
+asyncio never reports it as "never retrieved".
+
 Finding the browser, in order: the configured path (``--browser-path`` or
 ``JOURNEYMAN_BROWSER``), Playwright's own download, the system's Chromium.
 """
@@ -133,7 +146,7 @@ class BrowserPool:
         executable: str | None = None,
         environ: Mapping[str, str] | None = None,
         max_contexts: int = 2,
-        launch_timeout: float = 30.0,
+        launch_timeout: float = 10.0,
         close_timeout: float = 3.0,
         open_timeout: float = 5.0,
         on_wait: Callable[[float], None] | None = None,
@@ -145,6 +158,10 @@ class BrowserPool:
         self._close_timeout = close_timeout
         self._open_timeout = open_timeout  # a context not open by then: the browser hung
         self._lock = asyncio.Lock()
+        self._launching: asyncio.Task[Browser] | None = None  # shared by every waiting run
+        self._launch_ends = 0.0  # loop time: the launch in progress must be done by then
+        self._unavailable: str | None = None  # why the last launch failed, until one works
+        self._contexts: set[BrowserContext] = set()  # open now: closed first on shutdown
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._pid: int | None = None
@@ -191,6 +208,7 @@ class BrowserPool:
                 self._on_wait(time.monotonic() - began)
         try:
             self.open_contexts += 1
+            self._contexts.add(context)
             try:
                 yield context
             finally:
@@ -236,27 +254,61 @@ class BrowserPool:
         except PlaywrightError:
             pass  # already gone with a crashed browser; relaunch is decided on next use
         finally:
-            self.open_contexts -= 1
+            if context in self._contexts:  # closed once, by its run or by close()
+                self._contexts.discard(context)
+                self.open_contexts -= 1
 
     async def _ensure_browser(self) -> Browser:
+        """The running browser, or one launched now. A run that waits for the launch may
+        be cut off by its own deadline; the launch goes on for the runs after it."""
+        browser = self._browser
+        if browser is not None and browser.is_connected() and not self._suspect:
+            return browser
+        if self._launching is None:
+            self._launching = asyncio.create_task(self._relaunch(), name="browser-launch")
+            self._launching.add_done_callback(self._launch_done)
+        if self._unavailable is not None:  # known down: fail now, the launch is a retry
+            raise BrowserUnavailable(self._unavailable)
+        return await asyncio.shield(self._launching)
+
+    def _launch_done(self, task: asyncio.Task[Browser]) -> None:
+        self._launching = None
+        if not task.cancelled():
+            task.exception()  # read: a launch nobody waited for is no "never retrieved"
+
+    async def _relaunch(self) -> Browser:
+        """Replace the browser within ``launch_timeout``; remember why it failed, if so."""
         async with self._lock:
-            browser = self._browser
-            if browser is not None and browser.is_connected() and not self._suspect:
-                return browser
             await self._discard_browser()
+            loop = asyncio.get_running_loop()
+            self._launch_ends = loop.time() + self._launch_timeout
             try:
-                async with asyncio.timeout(self._launch_timeout):
-                    return await self._launch()
-            except TimeoutError:
+                # Playwright's own launch timeout ends a hung launch (and kills what it
+                # started) at the deadline; this one bounds a driver that hangs as well.
+                async with asyncio.timeout(self._launch_timeout + self._close_timeout):
+                    browser = await self._launch()
+            except (TimeoutError, BrowserUnavailable) as error:
                 await self._discard_browser()
-                raise BrowserUnavailable(
-                    f"the browser did not start within {self._launch_timeout:g}s"
-                ) from None
+                why = str(error) if isinstance(error, BrowserUnavailable) else ""
+                if loop.time() >= self._launch_ends:
+                    why = f"the browser did not start within {self._launch_timeout:g}s" + (
+                        f" ({why})" if why else ""
+                    )
+                self._unavailable = why
+                raise BrowserUnavailable(why) from None
+            self._unavailable = None
+            return browser
+
+    def _launch_left(self) -> float:
+        """Milliseconds left to the launch in progress, for Playwright's ``timeout``."""
+        return max(self._launch_ends - asyncio.get_running_loop().time(), 0.001) * 1000
 
     async def _launch(self) -> Browser:
         try:
             return await self._launch_with(await self._driver())
         except BrowserUnavailable:
+            if self._launch_left() <= 1:
+                raise  # out of time: a new driver would not help
             # Playwright's node driver may have died with the browser: start a new one once.
             await self._stop_driver()
             return await self._launch_with(await self._driver())
@@ -270,7 +322,10 @@ class BrowserPool:
         before = set(_browser_mains())
         try:
             browser = await playwright.chromium.launch(
-                executable_path=path, headless=True, **self._launch_options()
+                executable_path=path,
+                headless=True,
+                timeout=self._launch_left(),
+                **self._launch_options(),
             )
         except PlaywrightError as error:
             raise BrowserUnavailable(f"{path} would not start: {_first_line(error)}") from None
@@ -300,7 +355,10 @@ class BrowserPool:
         before = set(_browser_mains())
         try:
             browser = await playwright.chromium.launch(
-                executable_path=path, headless=True, chromium_sandbox=os.geteuid() != 0
+                executable_path=path,
+                headless=True,
+                chromium_sandbox=os.geteuid() != 0,
+                timeout=self._launch_left(),
             )
         except PlaywrightError as error:
             raise BrowserUnavailable(f"{path} would not start: {_first_line(error)}") from None
@@ -321,6 +379,7 @@ class BrowserPool:
             with contextlib.suppress(Exception):  # a dead driver cannot stop cleanly
                 async with asyncio.timeout(self._close_timeout):
                     await playwright.stop()
+            _read_driver_error(playwright)
 
     async def _discard_browser(self) -> None:
         """Forget the current browser; kill it when it may be hung."""
@@ -335,10 +394,28 @@ class BrowserPool:
                 await browser.close()
 
     async def close(self) -> None:
-        """Close the browser and the Playwright driver (the agent is shutting down)."""
+        """Shut down in order (the agent is stopping): a launch in progress, the contexts
+        still open, the browser, then Playwright's driver; each bounded."""
+        if (launching := self._launching) is not None:
+            launching.cancel()
+            await asyncio.gather(launching, return_exceptions=True)
         async with self._lock:
+            for context in list(self._contexts):  # runs close theirs; these were cut off
+                await self._close_context(context)
             await self._discard_browser()
             await self._stop_driver()
+
+
+def _read_driver_error(playwright: Playwright) -> None:
+    """Read the error the driver's connection ended with ("Connection closed while
+    reading from the driver": the driver died first, as Ctrl-C in a terminal kills it),
+    which nothing in Playwright reads once started: asyncio would log it as "Future
+    exception was never retrieved" when collected."""
+    manager = getattr(playwright.stop, "__self__", None)  # Playwright's context manager
+    transport = getattr(getattr(manager, "_client", None), "_transport", None)
+    ended = getattr(transport, "on_error_future", None)
+    if isinstance(ended, asyncio.Future) and ended.done() and not ended.cancelled():
+        ended.exception()
 
 
 def _first_line(error: BaseException) -> str:
