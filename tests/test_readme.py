@@ -30,14 +30,11 @@ async def test_readme_journey_is_valid_and_passes_against_the_demo_shop(tmp_path
     require_chromium()
     path = tmp_path / "example.yaml"
     path.write_text(_example_journey())
-    # the shop's address under its old name too, until the README's example is renamed
-    both = {"SHOP_URL": "x", "JOURNEY_SHOP_URL": "x", "SHOP_PASSWORD": "y"}
-    loaded = load([path], environ=both)
+    loaded = load([path], environ={"JOURNEY_SHOP_URL": "x", "SHOP_PASSWORD": "y"})
     assert [str(p) for p in loaded.errors + loaded.warnings] == []
     (example,) = loaded.journeys
     async with await start_shop() as shop, BrowserPool(max_contexts=1) as browser:
-        environ = shop.environ() | {"SHOP_URL": shop.url}
-        env = RunEnvironment(environ=environ, browser=browser)
+        env = RunEnvironment(environ=shop.environ(), browser=browser)
         result = await run_journey(example.journey, env)
     assert result.ok, f"{result.failed_step}: {result.reason}: {result.message}"
     assert [step.kind for step in result.steps] == ["http", "http", "http", "browser"]
