@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench system-deps clean
+.PHONY: demo test lint bench system-deps image-deps image clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,6 +13,10 @@ $(BIN)/.installed: pyproject.toml
 
 system-deps:
 	./scripts/system-deps
+
+# podman, runc and mmdebstrap: what builds and runs the image without a Docker daemon.
+image-deps:
+	./scripts/image-deps
 
 # axe-core, for the accessibility check of the status page's browser test: fetched once
 # from the npm registry into .cache/ (gitignored), offline after that. The test pins the
@@ -29,7 +33,7 @@ $(AXE): | system-deps
 demo: $(BIN)/.installed system-deps
 	$(BIN)/journeyman demo
 
-test: $(BIN)/.installed system-deps lint $(AXE)
+test: $(BIN)/.installed system-deps image-deps lint $(AXE)
 	$(BIN)/pytest -q
 
 lint: $(BIN)/.installed
@@ -40,6 +44,10 @@ lint: $(BIN)/.installed
 # Benchmarks print figures (ratios against a baseline measured in the same run).
 bench: $(BIN)/.installed system-deps
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python -m bench.$$(basename $$b .py) || exit 1; done
+
+# The agent image, built with podman on a local Debian base (docs/deploy.md).
+image: image-deps
+	./scripts/build-image
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

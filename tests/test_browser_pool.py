@@ -91,6 +91,26 @@ async def test_a_dead_playwright_driver_is_restarted_for_the_next_run(site: Site
         assert own.open_contexts == 0
 
 
+async def test_a_driver_that_cannot_start_fails_the_run_as_browser_unavailable(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Playwright's node driver dying at start (as without libatomic1 in a minimal image)
+    fails the run as browser_unavailable, saying the driver would not start: not internal."""
+    node = tmp_path / "node"  # exits as node does when a shared library is missing
+    node.write_text(
+        "#!/bin/sh\necho 'node: error while loading shared libraries: libatomic.so.1: "
+        "cannot open shared object file' >&2\nexit 127\n"
+    )
+    node.chmod(0o755)
+    monkeypatch.setenv("PLAYWRIGHT_NODEJS_PATH", str(node))  # Playwright's driver lookup
+    passing = journey('- {name: s, browser: [{goto: "${base}/"}]}')
+    async with BrowserPool() as own:
+        result = await run_journey(passing, environment(site, own))
+    assert result.reason is FailureReason.BROWSER_UNAVAILABLE, result.message
+    assert "Playwright's driver would not start" in result.message
+    assert own.launches == 0
+
+
 async def test_hung_chromium_is_replaced_before_the_step_clock(site: Site) -> None:
     """A stopped (hung) Chromium: opening a context gives up after its own deadline, the
     browser is killed and relaunched, and the run is measured on the fresh one: the hang

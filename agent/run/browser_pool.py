@@ -369,8 +369,16 @@ class BrowserPool:
         return next((a for a in args if a.startswith(_FEATURES_FLAG)), "")
 
     async def _driver(self) -> Playwright:
+        """Playwright's node driver, started on first use; BrowserUnavailable if it won't."""
         if self._playwright is None:
-            self._playwright = await async_playwright().start()
+            try:
+                self._playwright = await async_playwright().start()
+            except Exception as error:  # Playwright raises a bare Exception when it exits
+                raise BrowserUnavailable(
+                    f"Playwright's driver would not start: {_first_line(error)} (the driver's "
+                    "own error is on the agent's stderr; a missing library such as "
+                    "libatomic1 is a known cause)"
+                ) from None
         return self._playwright
 
     async def _stop_driver(self) -> None:
