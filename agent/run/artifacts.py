@@ -4,17 +4,23 @@ Layout: ``<root>/<journey>/<run_id>/<step>.<what>`` (``checkout/checkout-2026112
 a1b2c3/pay.screenshot.png``). Run ids start with a UTC timestamp, so a folder listing
 is in time order. Pruning removes whole run folders: first those older than
 ``max_age``, then the oldest until the total is within ``max_bytes``.
+
+Evidence shows what a customer saw, masked but still private: the folders the store
+makes are readable by the agent's user only (0700), and so are the files written
+through it (0600, :meth:`ArtifactStore.write` or the :func:`private` opener), whatever
+the umask.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ArtifactStore"]
+__all__ = ["ArtifactStore", "private"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -33,10 +39,20 @@ class ArtifactStore:
 
     def path(self, journey: str, run_id: str, step: str, what: str) -> Path:
         """A new file's path for ``what`` (``screenshot.png``, ``trace.zip``, ...); its
-        folder exists."""
-        folder = self.root / _slug(journey) / _slug(run_id)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder exists (each folder made here: 0700)."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder = self.root
+        for part in (_slug(journey), _slug(run_id)):
+            folder = folder / part
+            folder.mkdir(mode=0o700, exist_ok=True)
         return folder / f"{_slug(step)}.{what}"
+
+    @staticmethod
+    def write(target: Path, data: bytes) -> Path:
+        """Write ``data`` to ``target``, readable by the agent's user only. Blocking I/O."""
+        with open(target, "wb", opener=private) as out:
+            out.write(data)
+        return target
 
     def prune(self, now: float | None = None) -> list[Path]:
         """Remove expired and excess run folders; returns what was removed. Blocking I/O:
@@ -69,3 +85,11 @@ class ArtifactStore:
             return [child for child in folder.iterdir() if child.is_dir()]
         except FileNotFoundError:
             return []
+
+
+def private(path: str, flags: int) -> int:
+    """An ``opener`` for :func:`open`: the file readable and writable by its owner only
+    (also one that existed with a wider mode)."""
+    descriptor = os.open(path, flags, 0o600)
+    os.fchmod(descriptor, 0o600)
+    return descriptor

@@ -9,6 +9,14 @@ timeout: an agent that cannot provide in time ends the run as ``not_started`` (r
 deadline, ``min(its own, the journey's)``, in loop time (``asyncio.timeout_at``), so a
 step cut by the journey deadline still records its own reason, message and evidence.
 
+Evidence after the deadline. A kind that keeps something of a step (the browser: its
+screenshot, trace, page HTML) declares a ``finish`` phase, run after the timed part,
+passed or failed, cut off or not, on a budget of its own (``EVIDENCE_BUDGET``) that
+starts when the step's clock stops: the failures that most need a screenshot (a page
+that hangs, a script that spins) used to leave none, because writing it shared the
+step's deadline. That time is the agent's, like a preparation's wait: left out of the
+step's duration and the run's, and the journey's deadline moves by as much.
+
 A run never raises out of here, except cancellation: shutdown cancellation always
 propagates (the scheduler records the run as aborted, never as a failed journey).
 Library exceptions were already mapped to failure reasons by each step kind; what
@@ -20,8 +28,10 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from functools import cache
+from typing import Any
 
 import structlog
 
@@ -32,9 +42,11 @@ from agent.run.results import FailureReason, Outcome, RunIds, RunResult, StepRes
 from agent.steps import KINDS_BY_NAME
 from agent.steps.kind import StepBase, StepKind
 
-__all__ = ["run_functions", "run_journey"]
+__all__ = ["EVIDENCE_BUDGET", "finish_function", "run_functions", "run_journey"]
 
 _CLOSE_TIMEOUT = 5.0  # seconds a run's resources (clients, browser context) get to close
+EVIDENCE_BUDGET = 3.0  # seconds a kind's finish phase gets after the step's clock stopped
+FinishFunction = Callable[[Any, StepContext, bool], Awaitable[None]]
 _log = structlog.get_logger("journeyman.runner")
 
 
@@ -44,10 +56,24 @@ def run_functions(kind: StepKind) -> tuple[StepFunction | None, StepFunction]:
     return (_resolve(kind.prepare) if kind.prepare else None), _resolve(kind.run)
 
 
-def _resolve(path: str) -> StepFunction:
-    module, _, name = path.partition(":")
-    function: StepFunction = getattr(importlib.import_module(module), name)
+@cache
+def finish_function(kind: StepKind) -> FinishFunction | None:
+    """The kind's finish (evidence) phase, imported on first use; None when it has none."""
+    if kind.finish is None:
+        return None
+    function: FinishFunction = _imported(kind.finish)
     return function
+
+
+def _resolve(path: str) -> StepFunction:
+    function: StepFunction = _imported(path)
+    return function
+
+
+def _imported(path: str) -> Any:
+    """The object a ``"module:name"`` path names."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 class _AgentBusy(Exception):
@@ -140,6 +166,11 @@ async def _attempt(journey: Journey, env: RunEnvironment, ids: RunIds) -> _Attem
             cut_by_journey = journey_deadline < own
             ctx.deadline = min(own, journey_deadline)
             result = await _run_step(run, step, ctx, timeout if cut_by_journey else None)
+            if (finish := finish_function(kind)) is not None:
+                kept = await _finish(finish, step, ctx, failed=not result.ok)
+                waited += kept
+                journey_deadline += kept
+                result = replace(result, artifacts=tuple(ctx.record.artifacts))
             done.steps.append(result)
             if not result.ok and not step.continue_on_failure:
                 break
@@ -173,6 +204,25 @@ async def _prepare(
         ) from None
     except MissingValue as error:
         raise StepFailed(FailureReason.CONFIG, str(error)) from None
+    return loop.time() - began
+
+
+async def _finish(finish: FinishFunction, step: StepBase, ctx: StepContext, failed: bool) -> float:
+    """The kind's finish phase on its own budget; the seconds it took (the agent's time).
+    Cut off at the budget, what it recorded so far (the files already written) stays."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    ctx.deadline = began + EVIDENCE_BUDGET
+    try:
+        async with asyncio.timeout_at(ctx.deadline):
+            await finish(step, ctx, failed)
+    except TimeoutError:
+        _log.info("evidence_cut_off", journey=ctx.journey_id, step=step.name)
+    except Exception as error:  # a bug of ours: the step's result stands
+        _log.warning(
+            "step_finish_failed", journey=ctx.journey_id, step=step.name,
+            error=ctx.masker(f"{type(error).__name__}: {error}"),
+        )  # fmt: skip
     return loop.time() - began
 
 

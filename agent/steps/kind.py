@@ -2,11 +2,11 @@
 are exported.
 
 A :class:`StepKind` ties the three together. Its model (a :class:`StepBase` subclass) is
-the language side: parsing, validation, schema. Its run side (``prepare`` and ``run``) is
-named by import path and imported only when a run needs it, so that validating a file or
-printing the schema never imports httpx or Playwright. Its :class:`Measure` list says how
-exporters turn the kind's measurements into metric families; exporters read that list
-and never branch on the kind's name.
+the language side: parsing, validation, schema. Its run side (``prepare``, ``run`` and
+``finish``) is named by import path and imported only when a run needs it, so that
+validating a file or printing the schema never imports httpx or Playwright. Its
+:class:`Measure` list says how exporters turn the kind's measurements into metric
+families; exporters read that list and never branch on the kind's name.
 """
 
 from __future__ import annotations
@@ -85,15 +85,20 @@ class Measure:
 class StepKind:
     """One step kind, declared once and listed in :data:`agent.steps.KINDS`.
 
-    ``run`` and ``prepare`` are ``"module:function"`` paths. ``prepare(step, ctx)`` gets
-    what the agent itself provides (a browser slot, a launched browser, a context) before
-    the step's clock starts: its wait is the agent's, never the target's. ``run(step, ctx)``
-    is timed and does the step.
+    ``run``, ``prepare`` and ``finish`` are ``"module:function"`` paths. ``prepare(step,
+    ctx)`` gets what the agent itself provides (a browser slot, a launched browser, a
+    context) before the step's clock starts: its wait is the agent's, never the target's.
+    ``run(step, ctx)`` is timed and does the step. ``finish(step, ctx, failed)``, after the
+    step's clock has stopped (at its deadline, if it got that far), keeps what is kept of
+    the step (evidence) on a small budget of its own (``ctx.deadline``, the runner's
+    ``EVIDENCE_BUDGET``), which is the agent's time: in neither the step's duration nor
+    the journey's timeout.
     """
 
     model: type[StepBase]
     run: str
     prepare: str | None = None
+    finish: str | None = None
     measures: tuple[Measure, ...] = ()
 
     @property

@@ -382,6 +382,7 @@ KIND = StepKind(
     model=BrowserStep,
     run="agent.steps.browser.run:run",
     prepare="agent.steps.browser.run:prepare",
+    finish="agent.steps.browser.run:finish",
     measures=(
         Measure("vitals", "journey_web_vital_seconds", "Web vitals of browser steps",
                 Aggregate.OBSERVE, label="vital", buckets=VITAL_BUCKETS),

@@ -2,7 +2,8 @@
 
 The run's cookies go into the browser before the actions and come back after, so HTTP
 and browser steps share a session. The step records its duration (actions only, not
-the evidence written after), the page's Navigation Timing phases and web vitals,
+the evidence written after: that is :func:`finish`, on the runner's evidence budget,
+after the step's clock), the page's Navigation Timing phases and web vitals,
 console errors and failed requests; ``fail_on_console_error`` / ``fail_on_http_error``
 turn those into failures. Reasons: browser_unavailable, browser_crash, navigation,
 element_not_found, assertion, extraction, timeout, console_error, http_error, config.
@@ -34,21 +35,21 @@ from agent.run.context import StepContext, StepFailed
 from agent.run.egress import EgressPolicy, EgressRefused
 from agent.run.results import FailureReason
 from agent.steps.browser.actions import Budget, perform
-from agent.steps.browser.evidence import keep_evidence
+from agent.steps.browser.evidence import Rescue, keep_evidence
 from agent.steps.browser.model import BrowserStep
 from agent.steps.browser.session import BrowserSession
 from agent.steps.kind import Unit
 
-__all__ = ["prepare", "run"]
+__all__ = ["finish", "prepare", "run"]
 
 _READ_TIMEOUT = 1.0  # seconds to read cookies and timings back after the actions
 _MARGIN = 0.05  # seconds left to the runner between our end and its deadline
 
 
 def _reserve(remaining: float) -> float:
-    """Time kept back from Playwright's waits so evidence can be written before the
-    step's deadline."""
-    return min(2.0, remaining * 0.2)
+    """Time kept back from Playwright's waits so that stopping a hung page and reading
+    timings and cookies back end before the step's deadline (evidence comes after it)."""
+    return min(1.0, remaining * 0.2)
 
 
 async def prepare(step: BrowserStep, ctx: StepContext) -> None:
@@ -63,6 +64,7 @@ async def prepare(step: BrowserStep, ctx: StepContext) -> None:
     session = await _session(step, ctx)
     page = await _open(session, step, pool)
     try:
+        await (await ctx.resource(Rescue, Rescue)).attach(session)
         await session.begin_step(step.name)
         await session.load_cookies(ctx.cookies)
         await _prepare(page, step, ctx, session)
@@ -73,15 +75,14 @@ async def prepare(step: BrowserStep, ctx: StepContext) -> None:
 
 
 async def run(step: BrowserStep, ctx: StepContext) -> None:
-    """The actions, timed; then timings read back and evidence kept, before the deadline."""
+    """The actions, timed; then timings and cookies read back, before the deadline."""
     session = await _session(step, ctx)
     page = session.page
     assert page is not None, "prepare() opens the page"
-    store = _store(step, ctx)
     started = time.perf_counter()
     loop = asyncio.get_running_loop()
-    # Playwright gives up at the budget; reading back and evidence must end before the
-    # step's deadline, so that the step's own message and evidence are kept.
+    # Playwright gives up at the budget; reading back must end before the step's
+    # deadline, so that the step's own message is kept.
     end = ctx.deadline - _MARGIN
     budget = Budget(end - _reserve(ctx.remaining()))
     guard = await _guard(ctx)
@@ -101,18 +102,29 @@ async def run(step: BrowserStep, ctx: StepContext) -> None:
         ctx.record.set("failed_requests", "", len(session.events.failed_requests), Unit.COUNT)
     ctx.record.duration = time.perf_counter() - started
     if failure is not None:
-        await _stop_loading(session, min(loop.time() + _READ_TIMEOUT, end))
+        rescue = await ctx.resource(Rescue, Rescue)
+        await rescue.stop_loading(session, min(loop.time() + _READ_TIMEOUT, end))
     await _read_back(session, ctx, min(loop.time() + _READ_TIMEOUT, end))
-    keep = store is not None and (failure is not None or step.artifacts == "always")
-    with contextlib.suppress(PlaywrightError, TimeoutError):
-        async with asyncio.timeout_at(end):
-            if keep and store is not None:
-                written = await keep_evidence(session, store, ctx, step.name, session.tracing)
-                ctx.record.artifacts.extend(written)
-            else:
-                await session.end_step()
     if failure is not None:
         raise failure
+
+
+async def finish(step: BrowserStep, ctx: StepContext, failed: bool) -> None:
+    """After the step's clock, within ``ctx.deadline`` (the runner's evidence budget): the
+    evidence of a failed step (or of every step, ``artifacts: always``), else the step's
+    trace chunk discarded. A failed page still loading is stopped and a spinning script
+    ended first, so that the page can be pictured."""
+    session = await _session(step, ctx)
+    store = _store(step, ctx)
+    if store is None or not (failed or step.artifacts == "always"):
+        with contextlib.suppress(PlaywrightError):
+            await session.end_step()
+        return
+    if failed:
+        rescue = await ctx.resource(Rescue, Rescue)
+        loop = asyncio.get_running_loop()
+        await rescue.unstick(session, loop.time() + (ctx.deadline - loop.time()) / 3)
+    await keep_evidence(session, store, ctx, step.name, session.tracing)
 
 
 def _store(step: BrowserStep, ctx: StepContext) -> ArtifactStore | None:
@@ -246,22 +258,6 @@ def _check_health(step: BrowserStep, session: BrowserSession) -> None:
             f"expected every request to succeed, {len(events.failed_requests)} failed, the "
             f"first: {events.failed_requests[0][:300]}",
         )
-
-
-async def _stop_loading(session: BrowserSession, deadline: float) -> None:
-    """Stop a navigation the step gave up on (a page that never answers): until it
-    commits, Playwright holds every evaluate, screenshot and content read back, and the
-    step's timings and evidence would be lost to the deadline."""
-    page, context = session.page, session.context
-    if page is None or context is None or session.crashed or page.is_closed():
-        return
-    with contextlib.suppress(PlaywrightError, TimeoutError):
-        async with asyncio.timeout_at(deadline):
-            cdp = await context.new_cdp_session(page)
-            try:
-                await cdp.send("Page.stopLoading")
-            finally:
-                await cdp.detach()
 
 
 async def _read_back(session: BrowserSession, ctx: StepContext, deadline: float) -> None:
