@@ -10,7 +10,8 @@ Where: ``<data dir>/history.sqlite3`` (WAL journal), or in memory without a data
 Bounds, applied with the first batch and then every ``prune_every`` (a minute): runs
 older than ``max_age`` (35 days) are deleted; the steps of runs older than
 ``detail_age`` (2 days) are dropped, their summary stays; then the oldest runs go until
-the file holds at most ``max_bytes`` (500 MB; 32 MB in memory), free pages returned to
+the file holds at most ``max_bytes`` (500 MB; 32 MB in memory): first the steps of runs
+older than an hour go, oldest first, then the oldest runs; free pages are returned to
 the file system. The queue holds at most ``max_pending`` runs.
 
 A history that cannot be opened or written (a full disk, a read-only directory, a
@@ -51,6 +52,7 @@ T = TypeVar("T")
 Operation = Literal["open", "write", "read", "prune"]
 _OPERATIONS: tuple[Operation, ...] = ("open", "write", "read", "prune")
 _BATCH = 500  # runs per transaction at most
+_KEEP_DETAIL = 3600.0  # seconds: the size bound takes no steps from the last hour's runs
 _WAL_LIMIT = 4 * 1024 * 1024  # bytes the WAL file is truncated to after a checkpoint
 _JOURNEY_FIELDS = frozenset(
     {
@@ -342,15 +344,29 @@ class History:
             self._failed("prune", error)
 
     def _prune(self, connection: sqlite3.Connection, now: float) -> None:
-        """Apply the bounds: age, then detail age, then size (oldest runs first)."""
+        """Apply the bounds: age, then detail age, then size (older runs' steps first,
+        then the oldest runs)."""
         connection.execute("DELETE FROM runs WHERE started_at < ?", (now - self.max_age,))
         connection.execute(
             "UPDATE runs SET detail = NULL WHERE started_at < ? AND detail IS NOT NULL",
             (now - self.detail_age,),
         )
-        for _ in range(50):  # each round drops 5% of the runs: bounded work
+        for _ in range(60):  # bounded work: each round frees a share
             if self._used_bytes(connection) <= self.max_bytes:
                 break
+            # First the steps of runs older than an hour, oldest first: their summaries
+            # keep SLOs, streaks and reports going for as long as the size allows.
+            (detailed,) = connection.execute(
+                "SELECT COUNT(*) FROM runs WHERE detail IS NOT NULL AND started_at < ?",
+                (now - _KEEP_DETAIL,),
+            ).fetchone()
+            if detailed:
+                connection.execute(
+                    "UPDATE runs SET detail = NULL WHERE run_id IN (SELECT run_id FROM runs "
+                    "WHERE detail IS NOT NULL AND started_at < ? ORDER BY started_at LIMIT ?)",
+                    (now - _KEEP_DETAIL, max(1, detailed // 4)),
+                )
+                continue
             (count,) = connection.execute("SELECT COUNT(*) FROM runs").fetchone()
             if count == 0:
                 break

@@ -8,6 +8,7 @@ from html import escape
 from zoneinfo import ZoneInfo
 
 from exporters.report import Incident, JourneyReport, ProcessReport, Report, budget_used
+from exporters.status_html import window
 
 __all__ = ["render_html", "render_text"]
 
@@ -108,7 +109,7 @@ def _journey_lines(journey: JourneyReport, report: Report) -> list[str]:
         lines.append(
             f"  availability {_pct(journey.availability)} against {_pct(slo.availability)}"
             f"{_verdict(journey.availability, slo.availability)}; "
-            f"{_pct(used, 1)} of the {_window(slo.window)} error budget used"
+            f"{_pct(used, 1)} of the {window(slo.window)} error budget used"
         )
     if slo.latency is not None:
         objective = slo.latency.objective
@@ -116,7 +117,7 @@ def _journey_lines(journey: JourneyReport, report: Report) -> list[str]:
         lines.append(
             f"  within {_secs(slo.latency.threshold)}: {_pct(journey.within_threshold)} against "
             f"{_pct(objective)}{_verdict(journey.within_threshold, objective)}; "
-            f"{_pct(used, 1)} of the {_window(slo.window)} latency budget used"
+            f"{_pct(used, 1)} of the {window(slo.window)} latency budget used"
         )
     return lines
 
@@ -240,15 +241,6 @@ def _span(seconds: float) -> str:
     if seconds >= 60:
         return f"{seconds / 60:.0f} min"
     return f"{seconds:.0f} s"
-
-
-def _window(seconds: float) -> str:
-    """28-day, 6-hour: a window as an adjective."""
-    if seconds % 86400 == 0:
-        return f"{seconds / 86400:.0f}-day"
-    if seconds % 3600 == 0:
-        return f"{seconds / 3600:.0f}-hour"
-    return _span(seconds)
 
 
 def _pct(ratio: float | None, digits: int = 2) -> str:

@@ -47,6 +47,22 @@ def metric(registry: CollectorRegistry, name: str, **labels: str) -> float:
 
 
 @asynccontextmanager
+async def serving(
+    board: StatusBoard, registry: CollectorRegistry | None = None, **options: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The agent's server on loopback over ``board``, and a client of it."""
+    metrics = PrometheusExporter(registry or CollectorRegistry(), "lab")
+    server = await start_server(
+        "127.0.0.1:0", metrics=metrics, board=board, ready=lambda: True, **options
+    )
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+            yield http
+    finally:
+        await server.close()
+
+
+@asynccontextmanager
 async def opened(folder: Path | None, **options: Any) -> AsyncIterator[History]:
     history = History(folder, **options)
     await history.start()
@@ -187,6 +203,24 @@ async def test_the_history_stays_within_its_size_keeping_the_newest(
         assert sum(files) < 2 * limit, files
 
 
+async def test_past_its_size_the_history_drops_older_steps_before_any_run(tmp_path: Path) -> None:
+    """Over max_bytes, the steps of runs older than an hour go first (oldest first): every
+    run's summary stays, and the last hour's runs keep their steps."""
+    now = T0 + 3000 * 60
+    async with opened(tmp_path, max_bytes=800_000, clock=lambda: now) as history:
+        for result in numbered(3000):
+            history.export(result)
+        kept = await history.read(summaries_between, 0, now + 1)
+        newest, oldest = await history.read(run, "run-02999"), await history.read(run, "run-00000")
+        used = history.status.detail
+    assert len(kept) == 3000
+    assert newest is not None
+    assert len(newest.steps) == 3
+    assert oldest is not None
+    assert oldest.steps == ()
+    assert used.endswith(" of 0.8 MB used")
+
+
 async def test_without_a_data_dir_it_lives_in_memory(tmp_path: Path) -> None:
     """No folder: nothing is written to disk, and the runs are read back all the same."""
     async with opened(None) as history:
@@ -231,18 +265,11 @@ async def test_an_unavailable_history_shows_on_readyz_the_page_and_metrics(
         for result in results()[:3]:
             board.export(result)
             history.export(result)
-        server = await start_server(
-            "127.0.0.1:0", metrics=PrometheusExporter(registry, "lab"), board=board,
-            ready=lambda: True,
-        )  # fmt: skip
-        try:
-            async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
-                ready = await http.get("/readyz")
-                page = (await http.get("/")).text
-                journey = (await http.get("/journeys/checkout")).text
-                metrics = (await http.get("/metrics")).text
-        finally:
-            await server.close()
+        async with serving(board, registry) as http:
+            ready = await http.get("/readyz")
+            page = (await http.get("/")).text
+            journey = (await http.get("/journeys/checkout")).text
+            metrics = (await http.get("/metrics")).text
     assert ready.status_code == 200
     assert ready.text.startswith("ready\nhistory: unavailable: ")
     assert "is corrupt" in ready.text
@@ -258,15 +285,8 @@ async def test_readyz_verbose_says_where_the_history_is(tmp_path: Path) -> None:
     """/readyz is exactly "ready" with a working history, and ?verbose adds its line."""
     async with opened(tmp_path) as history:
         board = StatusBoard(history)
-        server = await start_server(
-            "127.0.0.1:0", metrics=PrometheusExporter(CollectorRegistry(), "lab"), board=board,
-            ready=lambda: True,
-        )  # fmt: skip
-        try:
-            async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
-                plain, verbose = await http.get("/readyz"), await http.get("/readyz?verbose")
-        finally:
-            await server.close()
+        async with serving(board) as http:
+            plain, verbose = await http.get("/readyz"), await http.get("/readyz?verbose")
     assert plain.text == "ready\n"
     assert verbose.text == f"ready\nhistory: ok: {tmp_path / FILE_NAME}, 0.0 of 500 MB used\n"
 

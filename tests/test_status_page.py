@@ -24,17 +24,15 @@ from agent_process import AgentProcess, running_agent
 from browser_support import require_chromium
 from playwright.async_api import Browser, Page, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeout
-from prometheus_client import CollectorRegistry
+from test_history import serving
 from test_prometheus_samples import CLOCK, catalog, checkout
 
 from agent.demo.server import RunningShop, start_shop
 from agent.language.model import Journey
 from agent.run.browser_pool import find_browser
 from agent.run.results import FailureReason, Outcome, RunResult
-from agent.serve.server import start_server
 from agent.serve.status_routes import evidence_file
 from exporters.history import History
-from exporters.prometheus import PrometheusExporter
 from exporters.status import State, StatusBoard
 from exporters.status_assets import POLL_SECONDS
 from exporters.status_page import banner_text, render_overview
@@ -299,6 +297,7 @@ async def test_the_page_follows_a_broken_checkout_live_and_keeps_it_across_a_res
         linked = "() => !!document.querySelector('a[data-evidence=screenshot]')"
         await _wait(page, linked, BROWSER_EVERY + BROWSER_TIMEOUT + SLACK, agent)
         await page.screenshot(path=OUTPUT / "status-page-journey-failing.png", full_page=True)
+        assert not _password_shown(shop, await page.content())  # messages are masked
         journey_url = page.url
         shot = await page.get_attribute("a[data-evidence=screenshot]", "href")
         assert shot is not None
@@ -540,17 +539,10 @@ async def test_a_journey_page_escapes_and_shows_masked_messages_only() -> None:
     board.set_inventory([journey], catalog())
     message = "expected 'Thank you', got <img src=x onerror=alert(1)> for password ***"
     board.export(_run(journey, 1, CLOCK - 10, Outcome.FAILURE, message=message))
-    server = await start_server(
-        "127.0.0.1:0", metrics=PrometheusExporter(CollectorRegistry(), "lab"), board=board,
-        ready=lambda: True,
-    )  # fmt: skip
-    try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
-            page = await http.get("/journeys/checkout")
-            missing = await http.get("/journeys/nope")
-            status = (await http.get("/api/status")).json()
-    finally:
-        await server.close()
+    async with serving(board) as http:
+        page = await http.get("/journeys/checkout")
+        missing = await http.get("/journeys/nope")
+        status = (await http.get("/api/status")).json()
     assert page.status_code == 200
     assert "<img src=x" not in page.text
     assert "&lt;img src=x onerror=alert(1)&gt; for password ***" in page.text
@@ -608,14 +600,8 @@ async def test_evidence_outside_the_artifacts_folder_is_refused(artifacts: Path,
     """Dot segments (plain or encoded), absolute paths, a symlink out of the folder, a
     folder and a missing file are all 404, and nothing outside is ever sent."""
     board = StatusBoard()
-    server = await start_server(
-        "127.0.0.1:0", metrics=PrometheusExporter(CollectorRegistry(), "lab"), board=board,
-        ready=lambda: True, evidence=artifacts,
-    )  # fmt: skip
-    try:
-        status, reply = await _raw_get(server.url, path)
-    finally:
-        await server.close()
+    async with serving(board, evidence=artifacts) as http:
+        status, reply = await _raw_get(str(http.base_url).rstrip("/"), path)
     assert status == 404, reply[:300]
     assert b"TOP-SECRET" not in reply
     assert b"root:" not in reply
@@ -625,17 +611,10 @@ async def test_evidence_is_served_with_its_type_nosniff_and_a_sandbox(artifacts:
     """A screenshot is image/png, a page's HTML text/html under a sandbox policy (its
     script never runs), a trace a zip download, a console log text; all nosniff."""
     board = StatusBoard()
-    server = await start_server(
-        "127.0.0.1:0", metrics=PrometheusExporter(CollectorRegistry(), "lab"), board=board,
-        ready=lambda: True, evidence=artifacts,
-    )  # fmt: skip
     base = "/evidence/checkout/checkout-20270115T080000Z-abc123"
-    try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
-            got = {name: await http.get(f"{base}/pay.{name}")
-                   for name in ("screenshot.png", "html", "trace.zip", "console.log")}  # fmt: skip
-    finally:
-        await server.close()
+    async with serving(board, evidence=artifacts) as http:
+        got = {name: await http.get(f"{base}/pay.{name}")
+               for name in ("screenshot.png", "html", "trace.zip", "console.log")}  # fmt: skip
     types = {name: r.headers["content-type"] for name, r in got.items()}
     assert types == {
         "screenshot.png": "image/png",
