@@ -21,6 +21,7 @@ for this hour (in the catalog's time zone), times the value per transaction.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 import zlib
@@ -60,6 +61,7 @@ BUCKETS = 48  # 24 hours
 HOUR = 3600.0
 KEEP = 10  # last runs per journey kept in memory
 PAGE_RUNS = 20  # last runs on a journey page
+RESTORE_SECONDS = 8.0  # within the exporters' start bound (10 s)
 _CRITICALITY = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
@@ -236,15 +238,17 @@ class StatusBoard(NoLifecycle):
         self._changes = 0
 
     async def start(self) -> None:
-        """Take the last 24 hours back from the history (nothing without one, or when
-        it cannot answer: the page then says so)."""
+        """Take the last 24 hours back from the history (nothing without one, when it
+        cannot answer, or not within ``RESTORE_SECONDS``, so that the exporters' start
+        stays within its bound)."""
         if self.history is None:
             return
         now = self._clock()
         try:
-            restored = await self.history.read(restore, now, bucket=BUCKET_SECONDS, keep=KEEP)
-        except HistoryUnavailable:
-            return
+            async with asyncio.timeout(RESTORE_SECONDS):
+                restored = await self.history.read(restore, now, bucket=BUCKET_SECONDS, keep=KEEP)
+        except (HistoryUnavailable, TimeoutError):
+            return  # the board starts empty; the journey pages still read the history
         for journey, runs in restored.recent.items():
             live = self._live.setdefault(journey, _Live())
             live.recent.extend(runs)  # newest first
