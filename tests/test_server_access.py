@@ -335,19 +335,23 @@ async def test_every_response_has_safe_headers_and_no_server_banner(
 
 
 async def test_the_status_page_policy_allows_its_own_style_and_nothing_else() -> None:
-    """The page's CSP has default-src 'none' and style-src with the hash of each of its
-    inline styles: no script, no 'unsafe-inline'; plain HTTP has no banner either."""
+    """The page's CSP has default-src 'none', and style-src and script-src with the hash of
+    its one inline style and its one inline script (the live update): no 'unsafe-inline';
+    plain HTTP has no banner either."""
     async with serve(None) as (server, _, _), client(server) as http:
         page = await http.get("/")
     policy = page.headers["content-security-policy"]
     styles = re.findall(r"<style>(.*?)</style>", page.text, re.DOTALL)
-    hashes = [base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() for s in styles]
-    assert len(hashes) == 1
+    scripts = re.findall(r'<script type="module">(.*?)</script>', page.text, re.DOTALL)
+    style, script = (
+        base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+        for text in (*styles, *scripts)
+    )
     assert policy == (
         "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "
-        f"style-src 'sha256-{hashes[0]}'"
+        f"style-src 'sha256-{style}'; script-src 'sha256-{script}'; connect-src 'self'"
     )
-    assert "<script" not in page.text
+    assert page.text.count("<script") == 1
     assert "server" not in page.headers
 
 
