@@ -1,28 +1,51 @@
-"""CPU per /metrics scrape: the exporter's cached text vs uncached vs plain prometheus-client.
+"""CPU of /metrics: what a scrape costs on the event loop, and what each result costs.
 
 500 journeys x 10 HTTP steps (5 phases each, a certificate expiry on the first step),
-every journey run 3 times. Four ways to produce the same series are timed (CPU time,
-median of several scrapes):
+every journey run 3 times, plus the scheduler's per-journey counter
+(``journeyman_skipped_runs``) that the agent serves beside them.
 
-- cached, idle: nothing changed since the last scrape (the joined text is reused);
-- cached, 25% changed: a quarter of the journeys have a new result since the last
-  scrape (500 journeys every 60 s, scraped every 15 s);
-- uncached: ``generate_latest`` on the exporter's registry (every sample encoded);
-- baseline: prometheus-client's own Counter/Gauge/Histogram objects holding the
-  same series, rendered by ``generate_latest``, as a plain implementation would.
+Where the work happens, in the agent: each result updates its journey's series and
+renders its block of text **on the event loop, at export time** ("updates" below, per
+result); a scrape joins the blocks **on the loop** (only when one changed since the last
+scrape), and writes the other series (build, catalog, the scheduler's per-journey
+counters) **in a worker thread**; gzip of the joined journey text runs in a worker thread
+too (zlib releases the GIL), once per change, and only the small rest on the loop.
 
-Run: ``PYTHONPATH=. .venv/bin/python bench/metrics_scrape.py [journeys] [steps]``.
+Cases: the CPU between two scrapes is the updates since the last scrape plus the scrape.
+
+- idle: nothing changed since the last scrape;
+- 25% changed: a quarter of the journeys have a new result (every 60 s, scraped every 15 s);
+- all changed: every journey has a new result (every 15 s, scraped every 15 s);
+- uncached: ``generate_latest`` on the exporter's registry (``collect()``, for reference).
+
+Baseline: prometheus-client's own Counter/Gauge/Histogram objects holding the same
+series, updated with the same results and rendered by ``generate_latest``, all on the
+loop, as a plain exporter would. ``_created`` samples are switched off on both sides
+(``disable_created_metrics``), so both write the same samples; the agent itself keeps
+them on its own counters. Cases are interleaved, in rounds; each prints the median
+[min..max] of the rounds, and the ratio to the baseline of the same case.
+
+Run: ``PYTHONPATH=. .venv/bin/python bench/metrics_scrape.py [journeys] [steps] [rounds]``.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import generate_latest
 
 from agent.language.model import Journey
@@ -83,95 +106,154 @@ def result(journey: Journey, n: int) -> RunResult:
     )  # fmt: skip
 
 
-def baseline(loaded: list[Journey], runs: list[RunResult]) -> CollectorRegistry:
+class Baseline:
     """The same series with prometheus-client's metric objects (as a plain exporter would)."""
-    reg = CollectorRegistry()
-    info = Gauge("journey_info", "i", [*J, "service", "application", "owner", "criticality",
-                                       "title"], registry=reg)  # fmt: skip
-    threshold = Gauge("journey_latency_threshold_seconds", "t", J, registry=reg)
-    runs_total = Counter("journey_runs_total", "r", [*J, "outcome"], registry=reg)
-    failures = Counter("journey_failures_total", "f", [*J, "reason", "step"], registry=reg)
-    slow = Counter("journey_slow_runs_total", "s", J, registry=reg)
-    retries = Counter("journey_retries_total", "r", J, registry=reg)
-    success = Gauge("journey_success", "s", J, registry=reg)
-    last = Gauge("journey_last_run_timestamp_seconds", "l", J, registry=reg)
-    last_ok = Gauge("journey_last_success_timestamp_seconds", "l", J, registry=reg)
-    duration = Histogram("journey_duration_seconds", "d", J, buckets=DURATION_BUCKETS,
-                         registry=reg)  # fmt: skip
-    step_duration = Histogram("journey_step_duration_seconds", "d", [*J, "step"],
-                              buckets=STEP_BUCKETS, registry=reg)  # fmt: skip
-    phase = Counter("journey_http_phase_seconds_total", "p", [*J, "step", "phase"],
-                    registry=reg)  # fmt: skip
-    expiry = Gauge("journey_tls_cert_expiry_timestamp_seconds", "e", [*J, "step"], registry=reg)
-    by_id = {j.journey: j for j in loaded}
-    for j in loaded:
-        labels = [j.journey, j.business_process, j.persona.value, "bench"]
-        info.labels(*labels, "", "", j.owner, j.criticality, "").set(1)
-        threshold.labels(*labels).set(2.0)
-        slow.labels(*labels)
-        retries.labels(*labels)
-        for outcome in Outcome:
-            runs_total.labels(*labels, outcome.value)
-    for run in runs:
-        j = by_id[run.journey]
-        labels = [j.journey, j.business_process, j.persona.value, "bench"]
-        runs_total.labels(*labels, run.outcome.value).inc()
-        success.labels(*labels).set(float(run.ok))
-        last.labels(*labels).set(run.started_at)
+
+    def __init__(self, loaded: list[Journey]) -> None:
+        self.registry = reg = CollectorRegistry()
+        info = Gauge("journey_info", "i", [*J, "service", "application", "owner",
+                                           "criticality", "title"], registry=reg)  # fmt: skip
+        threshold = Gauge("journey_latency_threshold_seconds", "t", J, registry=reg)
+        self.runs = Counter("journey_runs_total", "r", [*J, "outcome"], registry=reg)
+        self.failures = Counter("journey_failures_total", "f", [*J, "reason", "step"],
+                                registry=reg)  # fmt: skip
+        self.slow = Counter("journey_slow_runs_total", "s", J, registry=reg)
+        self.retries = Counter("journey_retries_total", "r", J, registry=reg)
+        self.success = Gauge("journey_success", "s", J, registry=reg)
+        self.last = Gauge("journey_last_run_timestamp_seconds", "l", J, registry=reg)
+        self.last_ok = Gauge("journey_last_success_timestamp_seconds", "l", J, registry=reg)
+        self.duration = Histogram("journey_duration_seconds", "d", J, buckets=DURATION_BUCKETS,
+                                  registry=reg)  # fmt: skip
+        self.step_duration = Histogram("journey_step_duration_seconds", "d", [*J, "step"],
+                                       buckets=STEP_BUCKETS, registry=reg)  # fmt: skip
+        self.phase = Counter("journey_http_phase_seconds_total", "p", [*J, "step", "phase"],
+                             registry=reg)  # fmt: skip
+        self.expiry = Gauge("journey_tls_cert_expiry_timestamp_seconds", "e", [*J, "step"],
+                            registry=reg)  # fmt: skip
+        skipped_runs(reg, loaded)
+        self.labels = {j.journey: [j.journey, j.business_process, j.persona.value, "bench"]
+                       for j in loaded}  # fmt: skip
+        for j in loaded:
+            labels = self.labels[j.journey]
+            info.labels(*labels, "", "", j.owner, j.criticality, "").set(1)
+            threshold.labels(*labels).set(2.0)
+            self.slow.labels(*labels)
+            self.retries.labels(*labels)
+            for outcome in Outcome:
+                self.runs.labels(*labels, outcome.value)
+
+    def export(self, run: RunResult) -> None:
+        labels = self.labels[run.journey]
+        self.runs.labels(*labels, run.outcome.value).inc()
+        self.success.labels(*labels).set(float(run.ok))
+        self.last.labels(*labels).set(run.started_at)
         if run.ok:
-            last_ok.labels(*labels).set(run.started_at)
-            duration.labels(*labels).observe(run.duration)
+            self.last_ok.labels(*labels).set(run.started_at)
+            self.duration.labels(*labels).observe(run.duration)
         else:
-            failures.labels(*labels, str(run.reason), run.failed_step or "").inc()
+            self.failures.labels(*labels, str(run.reason), run.failed_step or "").inc()
         for step in run.steps:
             if step.ok:
-                step_duration.labels(*labels, step.name).observe(step.duration)
+                self.step_duration.labels(*labels, step.name).observe(step.duration)
                 for name, seconds in step.values("phases").items():
-                    phase.labels(*labels, step.name, name).inc(seconds)
+                    self.phase.labels(*labels, step.name, name).inc(seconds)
             cert_expiry = step.value("cert_expiry")
             if cert_expiry is not None:
-                expiry.labels(*labels, step.name).set(cert_expiry)
-    return reg
+                self.expiry.labels(*labels, step.name).set(cert_expiry)
 
 
-def cpu_ms(render: Callable[[], bytes], before: Callable[[], object] = lambda: None) -> float:
-    """Median CPU milliseconds of ``render``; ``before`` runs untimed ahead of each call."""
-    times = []
-    for _ in range(SCRAPES):
-        before()
-        start = time.process_time()
-        render()
-        times.append((time.process_time() - start) * 1000)
-    return statistics.median(times)
+def skipped_runs(registry: CollectorRegistry, loaded: list[Journey]) -> None:
+    """The scheduler's per-journey counter, as the agent registers it."""
+    skipped = Counter("journeyman_skipped_runs", "Runs not started", J, registry=registry)
+    for j in loaded:
+        skipped.labels(j.journey, j.business_process, j.persona.value, "bench")
+
+
+def _each(export: Callable[[RunResult], None], results: list[RunResult]) -> None:
+    for run in results:
+        export(run)
+
+
+def cpu_ms(call: Callable[[], object]) -> float:
+    start = time.process_time()
+    call()
+    return (time.process_time() - start) * 1000
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):7.1f} [{min(values):.1f}..{max(values):.1f}]"
+
+
+def samples(text: bytes) -> int:
+    return sum(1 for line in text.splitlines() if not line.startswith(b"#"))
 
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 500
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     loaded = journeys(count, steps)
     runs = [result(j, n) for n in range(3) for j in loaded]
     exporter = PrometheusExporter(CollectorRegistry(), "bench")
+    skipped_runs(exporter.registry, loaded)
     exporter.set_inventory(loaded, None)
+    plain = Baseline(loaded)
     for run in runs:
         exporter.export(run)
-    plain = baseline(loaded, runs)
-    text = exporter.render()
-    samples = sum(1 for line in text.splitlines() if not line.startswith(b"#"))
-    base_text = generate_latest(plain)
-    base_samples = sum(1 for line in base_text.splitlines() if not line.startswith(b"#"))
-    print(f"{count} journeys x {steps} steps: {samples} samples, {len(text) / 1e6:.1f} MB "
-          f"(baseline {base_samples} samples, {len(base_text) / 1e6:.1f} MB)")  # fmt: skip
+        plain.export(run)
+    text, base_text = exporter.render(), generate_latest(plain.registry)
+    print(f"{count} journeys x {steps} HTTP steps: {samples(text):,} samples, "
+          f"{len(text) / 1e6:.1f} MB; baseline {samples(base_text):,} samples, "
+          f"{len(base_text) / 1e6:.1f} MB (no _created on either side; ours adds build_info); "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
 
-    quarter = [replace(r, run_id="again") for r in runs[: count // 4]]
-    figures = {
-        "cached, idle": cpu_ms(exporter.render),
-        "cached, 25% changed": cpu_ms(exporter.render, lambda: [*map(exporter.export, quarter)]),
-        "uncached (generate_latest)": cpu_ms(lambda: generate_latest(exporter.registry)),
-        "baseline prometheus-client": cpu_ms(lambda: generate_latest(plain)),
+    changed = {"idle": 0, "25% changed": count // 4, "all changed": count}
+    scrapes: dict[str, Callable[[], object]] = {
+        "ours": exporter.journey_text,
+        "baseline": partial(generate_latest, plain.registry),
     }
-    base = figures["baseline prometheus-client"]
-    for name, ms in figures.items():
-        print(f"{name:28} {ms:8.1f} ms CPU per scrape   {base / ms:6.1f}x faster than baseline")
+    exports: dict[str, Callable[[RunResult], None]] = {
+        "ours": exporter.export,
+        "baseline": plain.export,
+    }
+    figures: dict[str, list[float]] = {}
+    for n in range(rounds):
+        again = [replace(r, run_id=f"again-{n}") for r in runs[-count:]]
+        for case, changes in changed.items():
+            for side in ("ours", "baseline"):
+                updates = cpu_ms(partial(_each, exports[side], again[:changes]))
+                scrape = cpu_ms(scrapes[side])
+                thread = cpu_ms(exporter.other_text) if side == "ours" else 0.0
+                figures.setdefault(f"{case}/{side}/updates", []).append(updates)
+                figures.setdefault(f"{case}/{side}/scrape", []).append(scrape)
+                figures.setdefault(f"{case}/{side}/thread", []).append(thread)
+                total = updates + scrape + thread
+                figures.setdefault(f"{case}/{side}/total", []).append(total)
+        deflate = zlib.compressobj(1, zlib.DEFLATED, 31).compress
+        figures.setdefault("gzip", []).append(cpu_ms(partial(deflate, exporter.journey_text()[1])))
+        figures.setdefault("uncached", []).append(
+            cpu_ms(partial(generate_latest, exporter.registry))
+        )
+
+    print(f"CPU ms between two scrapes, median [min..max] of {rounds} interleaved rounds:")
+    print(f"  {'case':<13} {'side':<9} {'updates (loop)':<22} {'scrape (loop)':<22} "
+          f"{'scrape (thread)':<22} {'total':<22} vs baseline")  # fmt: skip
+    for case in changed:
+        base = statistics.median(figures[f"{case}/baseline/total"])
+        for name in ("ours", "baseline"):
+            row = figures[f"{case}/{name}/total"]
+            print(f"  {case:<13} {name:<9} {spread(figures[f'{case}/{name}/updates']):<22} "
+                  f"{spread(figures[f'{case}/{name}/scrape']):<22} "
+                  f"{spread(figures[f'{case}/{name}/thread']):<22} {spread(row):<22} "
+                  f"{base / statistics.median(row):.1f}x less")  # fmt: skip
+    per_result = [u * 1000 / count for u in figures["all changed/ours/updates"]]
+    print(f"  export of one result (record + render its {steps}-step journey, on the loop): "
+          f"{spread(per_result).strip()} us")  # fmt: skip
+    print(f"  gzip of the journey text (once per change, in a worker thread): "
+          f"{spread(figures['gzip']).strip()} ms")  # fmt: skip
+    print(f"  uncached generate_latest on the exporter's registry: "
+          f"{spread(figures['uncached']).strip()} ms")  # fmt: skip
 
 
 if __name__ == "__main__":

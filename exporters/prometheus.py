@@ -1,14 +1,20 @@
-"""Prometheus metrics of journey runs, with the exposition text cached per journey.
+"""Prometheus metrics of journey runs, each journey's text rendered when its result arrives.
 
 :class:`PrometheusExporter` reads finished :class:`~agent.run.results.RunResult` objects
 and the inventory of loaded journeys (and the catalog), and serves every series
 documented in ``docs/metrics.md`` on the registry it is given.
 
-Why a cache: prometheus-client spends ~9 us formatting each sample, and 500 journeys of
-10 steps make tens of thousands of samples. Each journey's share of every family is
-formatted once, by prometheus-client's own encoder, when the journey has a new result,
-and reused by later scrapes; a scrape joins the cached pieces. ``generate_latest`` on
-the registry still sees every series (uncached), so any other reader stays correct.
+Why rendered ahead: prometheus-client spends ~9 us encoding each sample, and a thousand
+journeys make tens of thousands of samples; encoding them when scraped blocked the event
+loop for seconds, and every run due meanwhile started late. So each journey's block of
+sample lines is written by :meth:`JourneySeries.render` (a template per series, see
+:mod:`exporters.prometheus_text`) once per result, at export time, and a scrape only
+joins bytes that are already there, and writes the other series (build, catalog, the
+agent's own: the scheduler's are per journey, so these go to a worker thread) with
+:class:`~exporters.prometheus_text.FamilyWriter`. The joined journey text is kept until
+the next change; its ``generation`` tells a server when bytes it derived from it (gzip)
+are stale.
+``generate_latest`` on the registry still sees every series, through ``collect()``.
 
 Results of journeys missing from the current inventory are ignored, so a run that
 finishes after its journey was removed cannot bring its series back.
@@ -17,13 +23,12 @@ finishes after its journey was removed cannot bring its series back.
 from __future__ import annotations
 
 import platform
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from agent import __version__
 from agent.language.catalog import Catalog
@@ -37,6 +42,7 @@ from exporters.prometheus_series import (
     JourneySeries,
     Labels,
 )
+from exporters.prometheus_text import FamilyWriter, encode
 
 __all__ = [
     "CONTENT_TYPE_OPENMETRICS",
@@ -48,34 +54,6 @@ __all__ = [
 
 CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
-
-
-class _Families:
-    """A collector over a fixed list of families: how one piece is handed to an encoder."""
-
-    def __init__(self, families: Iterable[Metric]) -> None:
-        self._families = list(families)
-
-    def collect(self) -> Iterable[Metric]:
-        return self._families
-
-
-def _encode(families: Iterable[Metric], openmetrics: bool) -> str:
-    if openmetrics:
-        text: bytes = generate_openmetrics(_Families(families))  # type: ignore[no-untyped-call]
-        return text.decode().removesuffix("# EOF\n")
-    return generate_latest(_Families(families)).decode()
-
-
-def _pieces(text: str) -> list[str]:
-    """Split an encoder's output into the sample lines of each family, in order."""
-    pieces: list[list[str]] = []
-    for line in text.splitlines(keepends=True):
-        if line.startswith("# HELP "):
-            pieces.append([])
-        elif not line.startswith("#"):
-            pieces[-1].append(line)
-    return ["".join(lines) for lines in pieces]
 
 
 class PrometheusExporter(NoLifecycle):
@@ -93,9 +71,17 @@ class PrometheusExporter(NoLifecycle):
         self._location = location
         self.clock = clock  # gives the catalog's hour of day at scrape time
         self._journeys: dict[str, JourneySeries] = {}
+        self._order: list[JourneySeries] | None = None  # by journey id, until the next load
         self.catalog: Catalog | None = None  # as of the last set_inventory
-        self._text: dict[bool, str] = {}  # the joined journey text, per format
-        self._headers: dict[bool, dict[str, str]] = {}
+        self.generation = 0  # counts changes to the journey text
+        self._joined: dict[bool, bytes] = {}  # the joined journey text, per format
+        # HELP and TYPE of each family, per format, from prometheus-client's encoder
+        self._headers = {
+            openmetrics: [encode([spec.family()], openmetrics) for spec in SPECS]
+            for openmetrics in (False, True)
+        }
+        self._others = FamilyWriter()  # writes the other collectors' families
+        self._rest_only = threading.local()  # set while this thread collects the others
         registry.register(self)
         registry.register(_CatalogCollector(self, location, (__version__, python_version)))
 
@@ -104,7 +90,9 @@ class PrometheusExporter(NoLifecycle):
         return [spec.family() for spec in SPECS]
 
     def collect(self) -> Iterable[Metric]:
-        """Every journey series, uncached (``render`` is the fast path)."""
+        """Every journey series as metric families (slow; scrapes use ``render``)."""
+        if getattr(self._rest_only, "on", False):
+            return []
         merged = {spec.name: spec.family() for spec in SPECS}
         for journey in self._sorted():
             for family in journey.families():
@@ -114,10 +102,12 @@ class PrometheusExporter(NoLifecycle):
     def set_inventory(self, journeys: Sequence[Journey], catalog: Catalog | None) -> None:
         """Take the journeys now loaded: set their info series, drop those that are gone."""
         loaded = {journey.journey: journey for journey in journeys}
+        changed = False
         for name in list(self._journeys):
             kept = loaded.get(name)
             if kept is None or self._journeys[name].labels != self._labels(kept):
                 del self._journeys[name]  # removed, or moved to another process or persona
+                changed = True
         for name, journey in loaded.items():
             steps = tuple(step.name for step in journey.steps)
             latency = journey.slo.latency if journey.slo else None
@@ -128,60 +118,61 @@ class PrometheusExporter(NoLifecycle):
                 state = self._journeys[name] = JourneySeries(
                     self._labels(journey), info, steps, None
                 )
-            state.info, state.steps = info, steps
-            state.threshold = latency.threshold if latency else None
-            state.measured = {s: m for s, m in state.measured.items() if s in steps}
-            state.failures = {k: n for k, n in state.failures.items() if k[1] in ("", *steps)}
-            state.changed()
+                changed = True
+            changed |= state.update(info, steps, latency.threshold if latency else None)
         self.catalog = catalog
-        self._text.clear()
+        if changed:
+            self._order = None
+            self._changed()
 
     def export(self, result: RunResult) -> None:
-        """Count one finished run."""
+        """Count one finished run and render its journey's block again."""
         journey = self._journeys.get(result.journey)
         if journey is None:
             return  # not (or no longer) loaded
         journey.record(result)
-        journey.changed()
-        self._text.clear()
+        journey.render()
+        self._changed()
 
     def render(self, openmetrics: bool = False) -> bytes:
-        """The registry's exposition: journey series from the cache, the rest rendered now."""
-        others = [family for family in self.registry.collect() if family.name not in _OWN]
-        rest = _encode(others, openmetrics)
-        end = "# EOF\n" if openmetrics else ""
-        return (self._journey_text(openmetrics) + rest + end).encode()
+        """The registry's exposition: the journey text as rendered, the rest written now."""
+        return self.journey_text(openmetrics)[1] + self.other_text(openmetrics)
 
-    def _journey_text(self, openmetrics: bool) -> str:
-        if openmetrics not in self._text:
-            by_family: dict[str, list[str]] = {spec.name: [] for spec in SPECS}
-            for journey in self._sorted():
-                for name, piece in self._pieces(journey, openmetrics).items():
-                    by_family[name].append(piece)
-            headers = self._headers_for(openmetrics)
-            self._text[openmetrics] = "".join(
-                headers[name] + "".join(pieces) for name, pieces in by_family.items() if pieces
-            )
-        return self._text[openmetrics]
+    def journey_text(self, openmetrics: bool = False) -> tuple[int, bytes]:
+        """The generation and text of every journey series: the blocks rendered per result,
+        joined once per change. Call it on the thread that exports (the event loop)."""
+        text = self._joined.get(openmetrics)
+        if text is None:
+            journeys, headers = self._sorted(), self._headers[openmetrics]
+            parts: list[bytes] = []
+            for index, header in enumerate(headers):
+                pieces = [piece for journey in journeys if (piece := journey.pieces[index])]
+                if pieces:
+                    parts.append(header)
+                    parts.extend(pieces)
+            text = self._joined[openmetrics] = b"".join(parts)
+        return self.generation, text
 
-    def _pieces(self, journey: JourneySeries, openmetrics: bool) -> dict[str, str]:
-        if openmetrics not in journey.text:
-            families = journey.families()
-            pieces = _pieces(_encode(families, openmetrics))
-            journey.text[openmetrics] = {
-                _spec_name(family): piece for family, piece in zip(families, pieces, strict=True)
-            }
-        return journey.text[openmetrics]
+    def other_text(self, openmetrics: bool = False) -> bytes:
+        """Every other series of the registry (build, catalog, the agent's own), written
+        now, and OpenMetrics' ``# EOF``. Safe on any thread, as long as the registry's
+        other collectors are (prometheus-client's metrics are): a scrape calls it off
+        the event loop, since collecting the agent's per-journey counters takes a while."""
+        self._rest_only.on = True  # the journey families are in the journey text
+        try:
+            others = list(self.registry.collect())
+        finally:
+            self._rest_only.on = False
+        return self._others.write(others, openmetrics) + (b"# EOF\n" if openmetrics else b"")
 
-    def _headers_for(self, openmetrics: bool) -> dict[str, str]:
-        if openmetrics not in self._headers:
-            self._headers[openmetrics] = {
-                spec.name: _encode([spec.family()], openmetrics) for spec in SPECS
-            }
-        return self._headers[openmetrics]
+    def _changed(self) -> None:
+        self.generation += 1
+        self._joined.clear()
 
     def _sorted(self) -> list[JourneySeries]:
-        return [self._journeys[name] for name in sorted(self._journeys)]
+        if self._order is None:
+            self._order = [self._journeys[name] for name in sorted(self._journeys)]
+        return self._order
 
     def _labels(self, journey: Journey) -> Labels:
         return (journey.journey, journey.business_process, journey.persona.value, self._location)
@@ -233,6 +224,3 @@ def _gauge(name: str, doc: str, *labels: str) -> GaugeMetricFamily:
 def _spec_name(family: Metric) -> str:
     """The spec name of a family (counter families drop ``_total`` from their name)."""
     return family.name + "_total" if family.type == "counter" else family.name
-
-
-_OWN = frozenset(spec.family().name for spec in SPECS)

@@ -1,10 +1,13 @@
-"""The series of one journey: what the exporter counts, and the metric families it makes.
+"""The series of one journey: what the exporter counts, and its block of exposition text.
 
 :class:`JourneySeries` holds one loaded journey's counters, gauges and histograms, fed
-with RunResults, and turns them into prometheus-client metric families (built once per
-change). :data:`SPECS` lists every journey family in exposition order: the journey's own,
-then the families that the step kinds declare for their measurements
-(:class:`agent.steps.kind.Measure`), read as data, never by kind name.
+with RunResults. After each change it renders its block: its sample lines, one piece per
+family (:mod:`exporters.prometheus_text`), so that a scrape only joins bytes. It can also
+make prometheus-client metric families of the same series, for ``collect()`` (the
+uncached path other readers of the registry use). :data:`SPECS` lists every journey
+family in exposition order: the journey's own, then the families that the step kinds
+declare for their measurements (:class:`agent.steps.kind.Measure`), read as data, never
+by kind name.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ from prometheus_client.metrics_core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.utils import floatToGoString
 
 from agent.run.results import FailureReason, Outcome, RunResult, StepResult
 from agent.steps import KINDS
 from agent.steps.kind import Aggregate, Measure
+from exporters.prometheus_text import histogram_template, integer, number, sample_template
 
 __all__ = [
     "DURATION_BUCKETS",
@@ -94,23 +97,37 @@ _MEASURE_SPECS = {
 }
 SPECS += tuple(_MEASURE_SPECS.values())
 _MEASURE_ORDER = {metric: index for index, metric in enumerate(_MEASURE_SPECS)}
+_INDEX = {spec.name: index for index, spec in enumerate(SPECS)}
 
 
 class _Histogram:
     """Bucket counts of one histogram series (non-cumulative; the +Inf bucket last)."""
 
-    __slots__ = ("bounds", "counts", "le", "total")
+    __slots__ = ("bounds", "counts", "total")
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
         self.bounds = bounds
-        # the ``le`` values as prometheus-client writes them (``1.0``, ``+Inf``)
-        self.le = [floatToGoString(b) for b in (*bounds, float("inf"))]  # type: ignore[no-untyped-call]
         self.counts = [0] * (len(bounds) + 1)
         self.total = 0.0
+
+    @property
+    def le(self) -> list[str]:
+        """The ``le`` values as prometheus-client writes them (``1.0``, ``+Inf``)."""
+        return [number(bound) for bound in (*self.bounds, float("inf"))]
 
     def observe(self, value: float) -> None:
         self.counts[bisect_left(self.bounds, value)] += 1  # a value on a bound is "le" it
         self.total += value
+
+    def values(self) -> tuple[str, ...]:
+        """The numbers of its lines as written: cumulative buckets, count, sum."""
+        written, running = [], 0
+        for n in self.counts:
+            running += n
+            written.append(integer(running))
+        written.append(written[-1])
+        written.append(number(self.total))
+        return tuple(written)
 
     def buckets(self) -> list[tuple[str, float]]:
         cumulative, running = [], 0
@@ -159,7 +176,7 @@ class _Step:
 
 @dataclass
 class JourneySeries:
-    """One journey's series and its cached exposition pieces."""
+    """One journey's series and its rendered block."""
 
     labels: Labels  # values of J
     info: Labels  # values of INFO
@@ -174,12 +191,46 @@ class JourneySeries:
     last_success: float | None = None
     duration: _Histogram = field(default_factory=lambda: _Histogram(DURATION_BUCKETS))
     measured: dict[str, _Step] = field(default_factory=dict)
-    text: dict[bool, dict[str, str]] = field(default_factory=dict)  # openmetrics? -> pieces
-    metrics: list[Metric] | None = None
+    # The sample lines of each family of SPECS (b"" where none), as of the last render().
+    pieces: tuple[bytes, ...] = ()
+    # A line template per series, made the first time the series appears.
+    templates: dict[tuple[int, Labels], str] = field(default_factory=dict)
 
-    def changed(self) -> None:
-        self.text.clear()
-        self.metrics = None
+    def update(self, info: Labels, steps: tuple[str, ...], threshold: float | None) -> bool:
+        """Take a (re)loaded definition; drop the series of removed steps. True if any of it
+        changed (the block is then rendered again)."""
+        if self.pieces and (info, steps, threshold) == (self.info, self.steps, self.threshold):
+            return False
+        # Every step's state exists from the load on (and is frozen with it, see agent/app.py).
+        self.measured = {s: self.measured[s] if s in self.measured else _Step() for s in steps}
+        if steps != self.steps:
+            self.failures = {k: n for k, n in self.failures.items() if k[1] in ("", *steps)}
+        self.info, self.steps, self.threshold = info, steps, threshold
+        self.templates.clear()  # no line of an old info or a removed step stays behind
+        self.render()
+        return True
+
+    def render(self) -> None:
+        """Write this journey's sample lines, one piece per family (called per change)."""
+        lines: list[list[str]] = [[] for _ in SPECS]
+        templates = self.templates
+        for name, extra, value in self._samples():
+            index = _INDEX[name]
+            template = templates.get((index, extra))
+            if template is None:
+                template = templates[index, extra] = self._template(index, extra, value)
+            if isinstance(value, _Histogram):
+                lines[index].append(template % value.values())
+            else:
+                lines[index].append(template % number(value))
+        self.pieces = tuple("".join(piece).encode() for piece in lines)
+
+    def _template(self, index: int, extra: Labels, value: _Value) -> str:
+        spec = SPECS[index]
+        labels = [*zip(J, self.labels, strict=True), *zip(spec.labels, extra, strict=True)]
+        if isinstance(value, _Histogram):
+            return histogram_template(spec.name, labels, value.le)
+        return sample_template(spec.name, labels)
 
     def record(self, result: RunResult) -> None:
         self.runs[result.outcome.value] += 1
@@ -198,18 +249,17 @@ class JourneySeries:
             key = ((result.reason or FailureReason.INTERNAL).value, step or "")
             self.failures[key] = self.failures.get(key, 0) + 1
         for step_result in result.steps:
-            if step_result.name in self.steps:
-                measures = MEASURES.get(step_result.kind, {})
-                self.measured.setdefault(step_result.name, _Step()).record(step_result, measures)
+            measured = self.measured.get(step_result.name)  # None: not a step of this journey
+            if measured is not None:
+                measured.record(step_result, MEASURES.get(step_result.kind, {}))
 
     def families(self) -> list[Metric]:
-        """This journey's series, one family per spec that has any (built once per change)."""
-        if self.metrics is None:
-            built = {spec.name: spec.family() for spec in SPECS}
-            for name, labels, value in self._samples():
-                _add(built[name], [*self.labels, *labels], value)
-            self.metrics = [family for family in built.values() if family.samples]
-        return self.metrics
+        """This journey's series as prometheus-client families, one per spec that has any
+        (for ``collect()``; scrapes use the rendered :attr:`pieces`)."""
+        built = {spec.name: spec.family() for spec in SPECS}
+        for name, labels, value in self._samples():
+            _add(built[name], [*self.labels, *labels], value)
+        return [family for family in built.values() if family.samples]
 
     def _samples(self) -> Iterator[tuple[str, Labels, _Value]]:
         yield "journey_info", self.info, 1.0

@@ -25,18 +25,25 @@ Every response, on every path (future ones too), passes one gate and one set of 
 
 ``/metrics`` is gzipped when the scraper accepts it (level 1: a 9 MB exposition in
 ~22 ms of CPU, 20x smaller; level 6 costs 2.5x that for 15% fewer bytes), in a thread
-when large. The entry point builds the exporter, the board and the access and passes
-them in; :func:`start_server` returns a :class:`RunningServer` with its bound URL.
+when large. A source that gives its exposition in two parts (:class:`SplitMetricsSource`:
+the large journey part, already rendered and changing only with a new result, and the
+rest, written in a worker thread) has the journey part compressed once per generation
+and kept; each scrape then compresses only the rest, on a copy of the compressor's
+state, into the same gzip stream. The entry point builds the exporter, the board and
+the access and passes them in;
+:func:`start_server` returns a :class:`RunningServer` with its bound URL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -52,6 +59,7 @@ __all__ = [
     "MetricsSource",
     "Readiness",
     "RunningServer",
+    "SplitMetricsSource",
     "accepts_gzip",
     "page_csp",
     "parse_listen",
@@ -68,6 +76,17 @@ _GZIP_INLINE = 256 * 1024  # gzip smaller bodies on the loop (~0.4 ms at most); 
 class MetricsSource(Protocol):
     def render(self, openmetrics: bool = False) -> bytes:
         """The exposition text of every metric the agent serves."""
+
+
+@runtime_checkable
+class SplitMetricsSource(MetricsSource, Protocol):
+    """The same text in two parts: ``journey_text()[1] + other_text()``."""
+
+    def journey_text(self, openmetrics: bool = False) -> tuple[int, bytes]:
+        """The large part and its generation (same generation, same bytes); on the loop."""
+
+    def other_text(self, openmetrics: bool = False) -> bytes:
+        """The rest, written when called; safe to call in a worker thread."""
 
 
 class Readiness:
@@ -188,20 +207,67 @@ def _headers(
 
 
 def _metrics_handler(metrics: MetricsSource) -> _Handler:
+    heads = _GzipHeads()
+
     async def handle(request: web.Request) -> web.Response:
         openmetrics = "application/openmetrics-text" in request.headers.get("Accept", "")
-        body = metrics.render(openmetrics)
         response_type = CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_TEXT
         headers = {"Content-Type": response_type, "Vary": "Accept-Encoding"}
-        if accepts_gzip(request.headers.get("Accept-Encoding", "")):
-            if len(body) <= _GZIP_INLINE:
-                body = gzip.compress(body, compresslevel=1, mtime=0)
-            else:
-                body = await asyncio.to_thread(gzip.compress, body, compresslevel=1, mtime=0)
+        gzipped = accepts_gzip(request.headers.get("Accept-Encoding", ""))
+        if gzipped:
             headers["Content-Encoding"] = "gzip"
+        if isinstance(metrics, SplitMetricsSource):
+            generation, journeys = metrics.journey_text(openmetrics)
+            rest = await asyncio.to_thread(metrics.other_text, openmetrics)
+            if gzipped:
+                body = await heads.gzip(generation, journeys, rest, openmetrics)
+            else:
+                body = journeys + rest
+        else:
+            body = metrics.render(openmetrics)
+            if gzipped:
+                compress = partial(gzip.compress, body, compresslevel=1, mtime=0)
+                body = await _off_loop_if_large(len(body), compress)
         return web.Response(body=body, headers=headers)
 
     return handle
+
+
+class _GzipHeads:
+    """The gzip of each format's journey part, kept per generation of the exposition.
+
+    The part is deflated once, flushed to a byte boundary (``Z_SYNC_FLUSH``), and the
+    compressor kept; a scrape deflates only the rest on a copy of that compressor and
+    finishes the stream: one gzip member, as if the whole body had been compressed at once.
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[bool, tuple[int, zlib._Compress, bytes]] = {}
+
+    async def gzip(self, generation: int, journeys: bytes, rest: bytes, key: bool) -> bytes:
+        kept = self._kept.get(key)
+        if kept is None or kept[0] != generation:
+            compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # 31: a gzip header, mtime 0
+            deflate = partial(_deflate_head, compressor, journeys)
+            head = await _off_loop_if_large(len(journeys), deflate)
+            kept = self._kept[key] = (generation, compressor, head)
+        _, compressor, head = kept  # this scrape's own, even if another scrape replaced it
+        tail = await _off_loop_if_large(len(rest), partial(_deflate_tail, compressor.copy(), rest))
+        return head + tail
+
+
+def _deflate_head(compressor: zlib._Compress, data: bytes) -> bytes:
+    return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
+def _deflate_tail(compressor: zlib._Compress, data: bytes) -> bytes:
+    return compressor.compress(data) + compressor.flush(zlib.Z_FINISH)
+
+
+async def _off_loop_if_large(size: int, compress: Callable[[], bytes]) -> bytes:
+    """Small inputs on the loop (~0.4 ms at most), larger in a thread (zlib releases the
+    GIL while it deflates)."""
+    return compress() if size <= _GZIP_INLINE else await asyncio.to_thread(compress)
 
 
 def accepts_gzip(accept_encoding: str) -> bool:

@@ -1,0 +1,157 @@
+"""Exposition text written by hand instead of by prometheus-client's encoder.
+
+prometheus-client spends ~9 us per sample building ``Sample`` tuples, sorting label
+dicts and escaping values at every scrape. A journey's series keep the same labels from
+one result to the next, so each series here gets a line *template* once, the first time
+it appears (``name{labels sorted by name} %s``, one line per sample, ``%`` escaped), and
+each result only fills in the numbers: one ``%`` operation per series.
+
+The lines are byte-identical to what prometheus-client 0.2x writes for a
+Counter/Gauge/HistogramMetricFamily without timestamps, exemplars or ``_created``
+samples, in the text format 0.0.4 and in OpenMetrics 1.0 alike (their sample lines
+differ only for such samples): labels sorted by name, values escaped with ``\\``,
+``\\n`` and ``\\"``, numbers as Go writes them (``1.0``, ``+Inf``, ``1.8e+09``).
+``tests/test_prometheus_render.py`` compares the two on awkward values.
+
+:class:`FamilyWriter` writes any other families the same way (the agent's own series:
+at 1,000 journeys the scheduler's per-journey counters alone are 2,000 samples, ~30 ms
+per scrape through prometheus-client's OpenMetrics encoder, which escapes every sample
+name character by character). Headers come from prometheus-client's encoder, once per
+family; a family with anything unusual (timestamps, exemplars, native histograms,
+names outside ``[a-zA-Z_][a-zA-Z0-9_]*``) is handed to the encoder whole.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.utils import floatToGoString
+
+__all__ = [
+    "FamilyWriter",
+    "encode",
+    "escape",
+    "histogram_template",
+    "integer",
+    "number",
+    "sample_template",
+]
+
+_PLAIN_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")  # written as is by both encoders
+_TEXT_SPLIT = ("_created", "_gcount", "_gsum")  # text format: families of their own, last
+
+
+def escape(value: str) -> str:
+    """A label value as it goes between the quotes."""
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def number(value: float) -> str:
+    """A sample value as prometheus-client writes it (Go's float formatting)."""
+    written: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+    return written
+
+
+def integer(value: int) -> str:
+    """A whole count as :func:`number` writes ``float(value)``, without the float detour."""
+    # Go switches to an exponent from 7 integer digits on: 1e6 is written 1e+06.
+    return f"{value}.0" if 0 <= value < 1_000_000 else number(float(value))
+
+
+def _line(name: str, labels: Sequence[tuple[str, str]]) -> str:
+    pairs = ",".join(f'{key}="{escape(value)}"' for key, value in sorted(labels))
+    return (f"{name}{{{pairs}}}" if pairs else name).replace("%", "%%") + " %s\n"
+
+
+def sample_template(name: str, labels: Sequence[tuple[str, str]]) -> str:
+    """The line of one counter or gauge sample, with ``%s`` where its value goes."""
+    return _line(name, labels)
+
+
+def histogram_template(name: str, labels: Sequence[tuple[str, str]], les: Sequence[str]) -> str:
+    """The lines of one histogram series: a ``_bucket`` per ``le`` (as written, ``+Inf``
+    last), ``_count``, ``_sum``; a ``%s`` for each value, in that order."""
+    buckets = "".join(_line(f"{name}_bucket", [*labels, ("le", le)]) for le in les)
+    return buckets + _line(f"{name}_count", labels) + _line(f"{name}_sum", labels)
+
+
+class _Families:
+    """A collector over a fixed list of families: how a list is handed to an encoder."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def encode(families: Iterable[Metric], openmetrics: bool) -> bytes:
+    """prometheus-client's own encoding of ``families`` (without OpenMetrics' ``# EOF``)."""
+    if openmetrics:
+        text: bytes = generate_openmetrics(_Families(families))  # type: ignore[no-untyped-call]
+        return text.removesuffix(b"# EOF\n")
+    return generate_latest(_Families(families))
+
+
+class FamilyWriter:
+    """Writes metric families as prometheus-client's encoder does, faster (see above)."""
+
+    def __init__(self) -> None:
+        self._headers: dict[tuple[str, str, str, str, bool], str] = {}
+        self._plain: set[str] = set()  # names seen to need no escaping
+
+    def write(self, families: Iterable[Metric], openmetrics: bool) -> bytes:
+        out: list[str] = []
+        for family in families:
+            if not self._simple(family):
+                out.append(encode([family], openmetrics).decode())
+                continue
+            out.append(self._header(family, openmetrics))
+            if openmetrics:
+                out.extend(_sample_line(s.name, s.labels, s.value) for s in family.samples)
+                continue
+            split: dict[str, list[str]] = {}
+            moved = {family.name + suffix: suffix for suffix in _TEXT_SPLIT}
+            for sample in family.samples:
+                line = _sample_line(sample.name, sample.labels, sample.value)
+                suffix = moved.get(sample.name)
+                (out if suffix is None else split.setdefault(suffix, [])).append(line)
+            doc = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
+            for suffix, lines in sorted(split.items()):
+                name = family.name + suffix
+                out.append(f"# HELP {name} {doc}\n# TYPE {name} gauge\n")
+                out.extend(lines)
+        return "".join(out).encode()
+
+    def _simple(self, family: Metric) -> bool:
+        plain = self._plain
+        for name in (family.name, *(s.name for s in family.samples),
+                     *(key for s in family.samples for key in s.labels)):  # fmt: skip
+            if name not in plain:
+                if not _PLAIN_NAME.fullmatch(name):
+                    return False
+                plain.add(name)
+        return all(
+            s.timestamp is None and s.exemplar is None and s.native_histogram is None
+            and s.value is not None
+            for s in family.samples
+        )  # fmt: skip
+
+    def _header(self, family: Metric, openmetrics: bool) -> str:
+        key = (family.name, family.documentation, family.type, family.unit, openmetrics)
+        header = self._headers.get(key)
+        if header is None:
+            empty = Metric(family.name, family.documentation, family.type, family.unit)
+            header = self._headers[key] = encode([empty], openmetrics).decode()
+        return header
+
+
+def _sample_line(name: str, labels: dict[str, str], value: float) -> str:
+    if not labels:
+        return f"{name} {number(value)}\n"
+    pairs = ",".join(f'{key}="{escape(labels[key])}"' for key in sorted(labels))
+    return f"{name}{{{pairs}}} {number(value)}\n"
