@@ -235,8 +235,8 @@ class JourneySeries:
     def record(self, result: RunResult) -> None:
         self.runs[result.outcome.value] += 1
         self.retries += max(result.attempts - 1, 0)
-        if result.outcome is Outcome.ABORTED:
-            return  # cut off by shutdown: says nothing about the target
+        if result.outcome in (Outcome.ABORTED, Outcome.NOT_STARTED):
+            return  # cut off by shutdown, or never equipped: says nothing about the target
         self.last_run = result.started_at
         self.success = 1.0 if result.ok else 0.0
         if result.ok:

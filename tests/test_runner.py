@@ -298,11 +298,6 @@ async def test_a_run_that_cannot_get_a_browser_in_time_is_not_started(
 
 @pytest.mark.browser
 @pytest.mark.asyncio(loop_scope="module")
-@pytest.mark.xfail(
-    strict=True,
-    reason="exporters/prometheus_series.py JourneySeries.record treats not_started as a "
-    "failure (journey_success 0, journey_failures_total{reason=agent_busy}); see the report",
-)
 async def test_a_not_started_run_is_counted_but_not_held_against_the_target(
     not_started: tuple[Journey, RunResult, list[float]],
 ) -> None:
