@@ -16,7 +16,7 @@ from http_servers import serve_app
 
 from agent.app import Settings, run_environment
 from agent.language.model import Journey
-from agent.run.results import FailureReason
+from agent.run.results import FailureReason, Outcome
 from agent.run.runner import EVIDENCE_BUDGET, run_journey
 
 pytestmark = pytest.mark.browser
@@ -42,18 +42,26 @@ async def _never_loads(request: web.Request) -> web.Response:
 
 
 async def _hangs(request: web.Request) -> web.Response:
+    """Never answers (a page, or the image of one)."""
     await asyncio.sleep(3600)
-    raise AssertionError("unreachable")
+    return _html("")
+
+
+ROUTES = {
+    "/spins": _spins,
+    "/spins-later": _spins_later,
+    "/never-loads": _never_loads,
+    "/image-that-hangs": _hangs,
+    "/hangs": _hangs,
+}
 
 
 @pytest.fixture
 async def pages() -> AsyncIterator[str]:
+    """The stuck pages, on loopback."""
     app = web.Application()
-    app.router.add_get("/spins", _spins)
-    app.router.add_get("/spins-later", _spins_later)
-    app.router.add_get("/never-loads", _never_loads)
-    app.router.add_get("/image-that-hangs", _hangs)
-    app.router.add_get("/hangs", _hangs)
+    for path, handler in ROUTES.items():
+        app.router.add_get(path, handler)
     async with serve_app(app) as base:
         yield base
 
@@ -110,3 +118,37 @@ async def test_a_stuck_page_under_a_short_journey_leaves_a_screenshot(
             assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
             folder = folder.parent
     assert EVIDENCE_BUDGET <= 5  # small: the agent's time, spent only on failures
+
+
+async def test_time_spent_on_evidence_is_not_taken_from_the_next_step(
+    pages: str, tmp_path: Path
+) -> None:
+    """A step that fails on its own timeout, may continue, and keeps its evidence: the
+    next step still runs, on the target's time left in the journey (the evidence moved
+    the journey's deadline and the agent's allowance by as much), and the run is a
+    failure of the target, never not_started."""
+    require_chromium()
+    journey = Journey.model_validate(
+        {
+            "journey": "stuck-then-more",
+            "business_process": "testing",
+            "schedule": {"every": "1m", "timeout": "3s"},
+            "variables": {"base": "${env.BASE}"},
+            "steps": [
+                {"name": "stuck", "timeout": "1s", "continue_on_failure": True,
+                 "browser": [{"goto": "${base}/hangs"}]},
+                {"name": "next", "browser": [{"goto": "${base}/never-loads"}]},
+            ],
+        }
+    )  # fmt: skip
+    settings = Settings(paths=(), max_browsers=1, artifacts_dir=tmp_path)
+    async with run_environment(settings, {"BASE": pages}) as env:
+        assert env.browser is not None
+        async with env.browser.context():  # launched now, not inside the 3 s under test
+            pass
+        result = await run_journey(journey, env)
+    assert result.outcome is Outcome.FAILURE, result.message
+    stuck, following = result.steps
+    assert any(path.endswith("stuck.screenshot.png") for path in stuck.artifacts), stuck
+    assert following.reason is FailureReason.TIMEOUT, following
+    assert following.message.startswith("goto "), following.message  # it ran, and timed out

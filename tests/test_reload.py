@@ -101,6 +101,16 @@ def reloader(
     )
 
 
+def loaded(
+    folder: Path, registry: CollectorRegistry, logs: structlog.testing.CapturingLogger
+) -> tuple[Applied, Reloader]:
+    """A reloader of ``folder`` that has loaded it once, and what it applied."""
+    applied = Applied()
+    watcher = reloader(folder, applied, registry, logs)
+    watcher.reload()
+    return applied, watcher
+
+
 def watcher_logger(logs: structlog.testing.CapturingLogger) -> Any:
     return structlog.wrap_logger(
         logs, processors=[], wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG)
@@ -243,9 +253,7 @@ def test_an_empty_or_cut_off_rewrite_keeps_the_last_good_version(
     """A file that held journeys, rewritten empty, cut off or unparsable (caught between a
     truncate and a write), is a reload failure: its last good journeys keep running and
     the failure is logged and counted; deleting the file is what removes them."""
-    applied = Applied()
-    watcher = reloader(folder, applied, registry, logs)
-    watcher.reload()
+    applied, watcher = loaded(folder, registry, logs)
     before = applied.calls[-1]["alpha"]
     (folder / "alpha.yaml").write_text(rewrite)
     outcome = watcher.reload()
@@ -265,9 +273,7 @@ def test_a_new_empty_file_is_only_a_warning(
     folder: Path, registry: CollectorRegistry, logs: structlog.testing.CapturingLogger
 ) -> None:
     """An empty file that never held journeys is no failure (nothing to keep)."""
-    applied = Applied()
-    watcher = reloader(folder, applied, registry, logs)
-    watcher.reload()
+    applied, watcher = loaded(folder, registry, logs)
     (folder / "new.yaml").write_text("")
     assert watcher.reload().ok
     assert set(applied.calls[-1]) == {"alpha", "beta"}
@@ -320,9 +326,7 @@ def test_an_emptied_folder_removes_its_journeys(
     folder: Path, registry: CollectorRegistry, logs: structlog.testing.CapturingLogger
 ) -> None:
     """Deleting every file of a readable folder is a deliberate removal."""
-    applied = Applied()
-    watcher = reloader(folder, applied, registry, logs)
-    watcher.reload()
+    applied, watcher = loaded(folder, registry, logs)
     for name in ("alpha.yaml", "beta.yaml"):
         (folder / name).unlink()
     watcher.reload()

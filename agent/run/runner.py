@@ -169,7 +169,8 @@ async def _attempt(journey: Journey, env: RunEnvironment, ids: RunIds) -> _Attem
             if (finish := finish_function(kind)) is not None:
                 kept = await _finish(finish, step, ctx, failed=not result.ok)
                 waited += kept
-                journey_deadline += kept
+                journey_deadline += kept  # and the next step's wait keeps its allowance:
+                agent_deadline += kept
                 result = replace(result, artifacts=tuple(ctx.record.artifacts))
             done.steps.append(result)
             if not result.ok and not step.continue_on_failure:
