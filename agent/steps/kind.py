@@ -19,7 +19,7 @@ from pydantic import Field
 
 from agent.language.fields import Duration, StrictModel
 
-__all__ = ["Aggregate", "Measure", "StepBase", "StepKind", "Unit"]
+__all__ = ["CERT_EXPIRY", "Aggregate", "Measure", "StepBase", "StepKind", "Unit"]
 
 
 class StepBase(StrictModel):
@@ -79,6 +79,15 @@ class Measure:
     def kind(self) -> str:
         """The metric type: counter, gauge or histogram."""
         return {"sum": "counter", "latest": "gauge", "observe": "histogram"}[self.aggregate]
+
+
+# Shared by every kind that speaks TLS: one family, so one declaration.
+CERT_EXPIRY = Measure(
+    "cert_expiry",
+    "journey_tls_cert_expiry_timestamp_seconds",
+    "Expiry time of the server certificate seen by the step",
+    Aggregate.LATEST,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from agent.language import jsonpath
 from agent.language.fields import ByteSize, Duration, StrictModel
-from agent.steps.kind import Aggregate, Measure, StepBase, StepKind
+from agent.steps.kind import CERT_EXPIRY, Aggregate, Measure, StepBase, StepKind
 
 __all__ = [
     "KIND",
@@ -263,7 +263,6 @@ KIND = StepKind(
         Measure("phases", "journey_http_phase_seconds_total",
                 "Seconds spent in each phase of successful HTTP steps", Aggregate.SUM,
                 label="phase", only_ok=True),
-        Measure("cert_expiry", "journey_tls_cert_expiry_timestamp_seconds",
-                "Expiry time of the server certificate seen by the step", Aggregate.LATEST),
+        CERT_EXPIRY,
     ),
 )  # fmt: skip

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from agent.language.fields import ByteSize, Duration, StrictModel, error_at
-from agent.steps.kind import Aggregate, Measure, StepBase, StepKind
+from agent.steps.kind import CERT_EXPIRY, Aggregate, Measure, StepBase, StepKind
 
 __all__ = ["KIND", "TcpExchange", "TcpExpect", "TcpExtract", "TcpRead", "TcpStep", "parse_address"]
 
@@ -153,7 +153,6 @@ KIND = StepKind(
         Measure("phases", "journey_tcp_phase_seconds_total",
                 "Seconds spent in each phase of successful TCP steps", Aggregate.SUM,
                 label="phase", only_ok=True),
-        Measure("cert_expiry", "journey_tls_cert_expiry_timestamp_seconds",
-                "Expiry time of the server certificate seen by the step", Aggregate.LATEST),
+        CERT_EXPIRY,
     ),
 )  # fmt: skip
