@@ -111,6 +111,12 @@ def _parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--uid", default="journeyman", help="the dashboard's Grafana uid")
     dashboard.set_defaults(handler=_dashboard)
 
+    # Subcommands whose options live with their code (each module imports nothing heavy).
+    from agent.record.command import add_parser as add_record
+    from agent.scaffold.command import add_parser as add_init
+
+    add_record(commands)
+    add_init(commands)
     return parser
 
 

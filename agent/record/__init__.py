@@ -1,0 +1,1 @@
+"""``journeyman record``: a journey written by clicking through a site (docs/recording.md)."""

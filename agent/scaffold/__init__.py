@@ -1,0 +1,1 @@
+"""``journeyman init``: a journeys folder to start from (docs/first-journey.md)."""
