@@ -30,10 +30,22 @@ $(AXE): | system-deps
 	  && tar -xzf axe-core-$(AXE_VERSION).tgz --strip-components=1 package/axe.min.js \
 	  && rm axe-core-$(AXE_VERSION).tgz
 
+# yaml-language-server, for the editor test of `journeyman init`'s schema wiring: fetched
+# once from the npm registry into .cache/ (gitignored). tests/test_init_editor.py pins
+# the same version.
+YAML_LS_VERSION := 1.25.0
+YAML_LS_DIR := .cache/yaml-language-server-$(YAML_LS_VERSION)
+YAML_LS := $(YAML_LS_DIR)/node_modules/.bin/yaml-language-server
+
+$(YAML_LS): | system-deps
+	mkdir -p $(YAML_LS_DIR)
+	npm install --silent --no-audit --no-fund --prefix $(YAML_LS_DIR) \
+	  yaml-language-server@$(YAML_LS_VERSION)
+
 demo: $(BIN)/.installed system-deps
 	$(BIN)/journeyman demo
 
-test: $(BIN)/.installed system-deps image-deps lint $(AXE)
+test: $(BIN)/.installed system-deps image-deps lint $(AXE) $(YAML_LS)
 	$(BIN)/pytest -q
 
 lint: $(BIN)/.installed

@@ -1,18 +1,81 @@
-"""The ``init`` subcommand's options and handler."""
+"""The ``init`` subcommand's options and handler.
+
+Imported by ``agent.cli`` to build the parser, so it imports nothing beyond the standard
+library at module level; the files and their schemas are built when ``init`` runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 __all__ = ["add_parser"]
 
+EXIT_OK, EXIT_USAGE = 0, 2
+
 
 def add_parser(commands: Any) -> None:
-    init = commands.add_parser("init", help="scaffold a journeys folder")
-    init.add_argument("folder", nargs="?", default="journeys")
+    init = commands.add_parser(
+        "init", help="scaffold a journeys folder: a catalog, two journeys, editor schemas"
+    )
+    init.add_argument("folder", nargs="?", default="journeys", help="default: journeys")
+    init.add_argument("--force", action="store_true", help="overwrite files that exist")
     init.set_defaults(handler=_init)
 
 
 def _init(args: argparse.Namespace) -> int:
-    raise NotImplementedError("init: being built")
+    from agent.scaffold.files import scaffold
+
+    folder = Path(args.folder)
+    files = {folder / name: text for name, text in scaffold().items()}
+    problem = _problem(folder, files, force=args.force)
+    if problem:
+        print(f"journeyman init: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        for path, text in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        print(f"journeyman init: cannot write {error.filename}: {error.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    print(_summary(folder, files))
+    return EXIT_OK
+
+
+def _problem(folder: Path, files: dict[Path, str], *, force: bool) -> str:
+    """Why nothing should be written, in one line, or ""."""
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} exists and is not a folder"
+    blocked = [path for path in files if path.exists() and (not force or path.is_dir())]
+    folders = [path for path in blocked if path.is_dir()]
+    if folders:
+        return f"{folders[0]} is a folder, where init writes a file"
+    if blocked:
+        names = ", ".join(str(path) for path in blocked)
+        return f"would overwrite {names} (--force overwrites them)"
+    return ""
+
+
+def _summary(folder: Path, files: dict[Path, str]) -> str:
+    import shlex
+
+    from agent.scaffold.files import SHOP_URL
+
+    written = "\n".join(f"  {path}" for path in files)
+    there = shlex.quote(str(folder))
+    return f"""Wrote:
+{written}
+
+Editors using the YAML language server now complete and check these files (VS Code:
+the Red Hat YAML extension, with {folder} opened as the workspace).
+
+Next, with the demo shop running (python -m agent.demo, in another terminal):
+  export JOURNEY_SHOP_URL={SHOP_URL} SHOP_PASSWORD=tea-for-two
+  journeyman validate {there}
+  journeyman run --once {there}
+Or the demo shop and an agent running these journeys, with a live view:
+  journeyman demo {there}
+The walk-through: docs/first-journey.md"""
