@@ -114,6 +114,23 @@ print(json.dumps([status, sorted(m for m in sys.modules if m.split(".")[0] in {R
     assert loaded == []
 
 
+def test_an_idle_agent_leaves_playwright_and_cryptography_unloaded() -> None:
+    """The agent and its HTTP and TCP kinds import neither Playwright's API (it loads with
+    the first browser run) nor cryptography (only for unverified certificates): start-up
+    time and idle memory (docs/performance.md)."""
+    script = """
+import json, sys
+import agent.app, agent.steps.http.run, agent.steps.tcp.run
+print(json.dumps(sorted(m for m in sys.modules if m.startswith(("playwright.async_api",
+      "cryptography")))))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
+
+
 def test_language_side_imports_nothing_of_the_runtime() -> None:
     """agent/language/, each kind's model.py, kind.py and the registry import no runner,
     scheduler, server, app, exporter, generator, nor httpx/httpcore/Playwright/aiohttp/

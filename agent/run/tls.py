@@ -14,7 +14,7 @@ import ssl
 
 import httpx
 
-__all__ = ["TlsConfigError", "TlsContexts"]
+__all__ = ["TlsConfigError", "TlsContexts", "certificate_expiry"]
 
 
 class TlsConfigError(ValueError):
@@ -48,3 +48,21 @@ def _build(verify: bool | str) -> ssl.SSLContext:
     except (OSError, ssl.SSLError) as error:
         detail = error.strerror if isinstance(error, OSError) and error.strerror else error
         raise TlsConfigError(f"verify: cannot load CA bundle {verify!r}: {detail}") from None
+
+
+def certificate_expiry(ssl_object: ssl.SSLObject) -> float | None:
+    """The notAfter of the peer's certificate, as unix time (None: no certificate).
+
+    From the parsed certificate when it was verified; with verification off only the DER
+    form is there, read with cryptography, imported here: its ~14 MB stay out of agents
+    whose journeys verify their certificates (docs/performance.md, start-up).
+    """
+    parsed = ssl_object.getpeercert()
+    if parsed:
+        return ssl.cert_time_to_seconds(str(parsed["notAfter"]))
+    der = ssl_object.getpeercert(binary_form=True)
+    if der is None:
+        return None
+    from cryptography import x509
+
+    return x509.load_der_x509_certificate(der).not_valid_after_utc.timestamp()

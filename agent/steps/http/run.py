@@ -32,8 +32,9 @@ from agent.steps.http.model import (
     header_value_problem,
 )
 from agent.steps.http.reply import Reply
+from agent.steps.http.seen import exchange
 from agent.steps.http.session import HttpSession, open_session
-from agent.steps.http.timing import HopTimer, certificate_expiry
+from agent.steps.http.timing import HopTimer
 from agent.steps.kind import Unit
 
 __all__ = ["run"]
@@ -148,6 +149,7 @@ async def _exchange(
         finally:
             _record_hop(timer, request.url, session, ctx)
         ctx.record.set("status_code", "", response.status_code, Unit.CODE)
+        ctx.record.exchanges.append(exchange(request, response, body, ctx))
         if not (spec.follow_redirects and response.next_request is not None):
             return Reply(response, body, ctx.record.duration, ctx.masker)
         if hop == spec.max_redirects:
@@ -185,8 +187,8 @@ def _record_hop(timer: HopTimer, url: httpx.URL, session: HttpSession, ctx: Step
     if url.scheme != "https":
         return
     origin = f"{url.host}:{url.port or 443}"
-    if timer.peer_certificate:
-        session.cert_expiry[origin] = certificate_expiry(timer.peer_certificate)
+    if timer.cert_expiry is not None:
+        session.cert_expiry[origin] = timer.cert_expiry
     expiry = session.cert_expiry.get(origin)
     if expiry is not None:
         # the certificate that expires first is the one that breaks the journey first

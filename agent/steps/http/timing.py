@@ -17,12 +17,11 @@ step adds them up.
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any
 
-from cryptography import x509
+from agent.run.tls import certificate_expiry
 
-__all__ = ["PHASES", "HopTimer", "certificate_expiry"]
+__all__ = ["PHASES", "HopTimer"]
 
 PHASES = ("connect", "tls", "send", "wait", "receive")
 
@@ -42,7 +41,7 @@ class HopTimer:
 
     def __init__(self) -> None:
         self._marks: dict[str, float] = {}
-        self.peer_certificate: bytes | None = None  # DER, when this hop made a TLS handshake
+        self.cert_expiry: float | None = None  # when this hop made a TLS handshake
 
     async def trace(self, event_name: str, info: dict[str, Any]) -> None:
         """The callback for httpx's ``trace`` request extension."""
@@ -50,8 +49,7 @@ class HopTimer:
         if event_name == "connection.start_tls.complete":
             ssl_object = info["return_value"].get_extra_info("ssl_object")
             if ssl_object is not None:
-                # binary_form works with verification off too, unlike the parsed dict
-                self.peer_certificate = ssl_object.getpeercert(binary_form=True)
+                self.cert_expiry = certificate_expiry(ssl_object)
 
     def body_done(self) -> None:
         """Mark the end of the body: read in full, or cut off at the size cap."""
@@ -71,9 +69,3 @@ class HopTimer:
         if _HEADERS_RECEIVED not in self._marks or "body.end" not in self._marks:
             return None
         return self._marks["body.end"] - min(self._marks.values())
-
-
-def certificate_expiry(der: bytes) -> float:
-    """The notAfter of a DER certificate, as unix time."""
-    expires: datetime = x509.load_der_x509_certificate(der).not_valid_after_utc
-    return expires.timestamp()

@@ -30,13 +30,11 @@ import socket
 import ssl
 import time
 
-from cryptography import x509
-
 from agent.run.context import MASK_WINDOW, Mask, StepContext, StepFailed, ca_bundle, masked_cut
 from agent.run.egress import EgressPolicy, EgressRefused
 from agent.run.patterns import PatternTooSlow, search
 from agent.run.results import FailureReason
-from agent.run.tls import TlsConfigError
+from agent.run.tls import TlsConfigError, certificate_expiry
 from agent.steps.kind import Unit
 from agent.steps.tcp.model import TcpExpect, TcpExtract, TcpRead, TcpStep, parse_address
 
@@ -90,7 +88,7 @@ class _Timer:
         self.mask = mask  # the run's masker, for replies quoted in messages
         self.phase = "connect"
         self.marks: dict[str, float] = {}
-        self.certificate: bytes | None = None  # DER, after a TLS handshake
+        self.cert_expiry: float | None = None  # after a TLS handshake
 
     def mark(self, event: str) -> None:
         self.marks.setdefault(event, time.perf_counter())
@@ -112,9 +110,8 @@ class _Timer:
         off by an error or the deadline), the duration from connect to its last event."""
         for phase, seconds in self.phases().items():
             ctx.record.set("phases", phase, seconds, Unit.SECONDS)
-        if self.certificate is not None:
-            expiry = x509.load_der_x509_certificate(self.certificate).not_valid_after_utc
-            ctx.record.set("cert_expiry", "", expiry.timestamp(), Unit.TIMESTAMP)
+        if self.cert_expiry is not None:
+            ctx.record.set("cert_expiry", "", self.cert_expiry, Unit.TIMESTAMP)
         if "end" in self.marks:
             ctx.record.duration = self.marks["end"] - self.marks["start"]
 
@@ -143,8 +140,7 @@ async def _exchange(
             timer.phase = "tls"
             await writer.start_tls(tls, server_hostname=host)
             timer.mark("secured")
-            # binary_form works with verification off too, unlike the parsed dict
-            timer.certificate = writer.get_extra_info("ssl_object").getpeercert(True)
+            timer.cert_expiry = certificate_expiry(writer.get_extra_info("ssl_object"))
         timer.ready()
         timer.phase = "send"
         if payload:
