@@ -34,7 +34,7 @@ from agent.cli import main
 from agent.language.model import Journey
 from agent.run.browser_pool import BrowserPool
 from agent.run.context import RunEnvironment
-from agent.run.egress import EgressPolicy
+from agent.run.egress import EgressPolicy, EgressRefused
 from agent.run.results import FailureReason, RunResult
 from agent.run.runner import run_journey
 
@@ -370,6 +370,25 @@ def test_the_default_deny_covers_link_local_and_metadata_addresses() -> None:
     assert EgressPolicy.parse(["169.254.0.0/16"]).refusal("169.254.1.2", None) is None
     assert EgressPolicy.parse(["metadata.test"]).refusal("metadata.test", "169.254.169.254") is None
     assert default.refusal("127.0.0.1", None) is None
+
+
+async def test_an_address_is_its_own_lookup() -> None:
+    """An IP literal is checked and connected to as written, without a lookup in the loop's
+    thread pool (which set the tail of loopback connects); a name is still looked up."""
+    looked_up: list[str] = []
+
+    async def counting(host: str, port: int) -> Sequence[str]:
+        looked_up.append(host)
+        return ["127.0.0.1"]
+
+    policy = EgressPolicy.parse([], [], resolver=counting)
+    assert await policy.addresses("127.0.0.1", 80) == ["127.0.0.1"]
+    assert await policy.addresses("[0:0::1]", 80) == ["::1"]
+    with pytest.raises(EgressRefused):
+        await policy.addresses("[::ffff:169.254.169.254]", 80)
+    assert looked_up == []
+    assert await policy.addresses("shop.test", 80) == ["127.0.0.1"]
+    assert looked_up == ["shop.test"]
 
 
 def test_a_bad_host_rule_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

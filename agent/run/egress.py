@@ -20,7 +20,8 @@ A refusal is a :class:`EgressRefused` whose message names the rule, e.g. ``egres
 resolves to allowed and refused addresses alike is connected to the allowed ones only.
 IPv4-mapped IPv6 addresses (``::ffff:169.254.169.254``) are checked as the IPv4 address.
 
-The resolver is the event loop's ``getaddrinfo`` unless one is given (tests map names).
+Names are looked up with the event loop's ``getaddrinfo`` unless a resolver is given (tests
+map names); an IP literal is its own answer, with no lookup.
 """
 
 from __future__ import annotations
@@ -159,6 +160,10 @@ class EgressPolicy:
         return allowed
 
     async def _resolve(self, host: str, port: int) -> list[str]:
+        try:  # an address is its own answer: no lookup in the loop's thread pool
+            return [ipaddress.ip_address(host).compressed]
+        except ValueError:
+            pass
         if self.resolver is not None:
             return list(dict.fromkeys(await self.resolver(host, port)))
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
