@@ -1,116 +1,141 @@
-"""Per-run cost of a browser journey against the same steps written directly in Playwright.
+"""Per-run cost of a browser journey through the agent against the same steps written
+directly in Playwright, with the same launch flags: wall time and CPU, interleaved.
 
-Both drive one warm Chromium on a tiny loopback page: open a context and page, goto,
-fill, click, expect text, close. Prints wall time per run (median of N) for: raw
-Playwright, Journeyman with artifacts off, Journeyman with trace-on-failure armed, and
-the ratios to raw measured in the same process. Run: .venv/bin/python -m bench.browser_overhead
+A run is the checkout of ``bench/checkout_page.py`` on loopback: a fresh context and
+page, goto, fill, click, expect "Thank you", close. Variants, one run each per round, the
+order rotating each round so that all see the same machine:
+
+- **raw Playwright**: its own Chromium launched with the agent's flags
+  (``bench/raw_playwright.py``);
+- **journeyman, default evidence**: ``run_journey`` with an artifacts directory set, as
+  the image sets one, and the step's default ``artifacts: on_failure`` (a trace is armed
+  for every run and thrown away when it passes): the headline;
+- **journeyman, artifacts: never**: nothing armed.
+
+Wall time is per run; CPU is this process plus every process below it (the Playwright
+drivers and both Chromiums, idle ones included: ~0) over the run. Prints median
+[min..max] of each and its ratio to raw Playwright, and the load average.
+
+Run: ``.venv/bin/python -m bench.browser_overhead [--quick] [--runs N]``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
-import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from aiohttp import web
-from playwright.async_api import BrowserContext
+from playwright.async_api import async_playwright
 
 from agent.language.model import Journey
 from agent.run.artifacts import ArtifactStore
-from agent.run.browser_pool import BrowserPool
+from agent.run.browser_pool import BrowserPool, descendant_pids
 from agent.run.context import RunEnvironment
 from agent.run.runner import run_journey
+from bench.checkout_page import Shop, checkout_steps
+from bench.common import Row, bench_arguments, cpu_seconds, load_average, spread, write_rows
+from bench.raw_playwright import checkout, launch_options
 
-RUNS = 40
-PAGE = (
-    "<!doctype html><title>t</title><input id=q><button id=go "
-    "onclick=\"document.getElementById('out').textContent='done '+q.value\">Go</button>"
-    "<p id=out></p>"
-)
+Run = Callable[[], Awaitable[None]]
 
 
-async def serve() -> tuple[str, web.AppRunner]:
-    app = web.Application()
-
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(text=PAGE, content_type="text/html")
-
-    app.router.add_get("/", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return f"http://127.0.0.1:{runner.addresses[0][1]}/", runner
-
-
-async def raw(pool: BrowserPool, url: str) -> None:
-    context: BrowserContext
-    async with pool.context() as context:
-        page = await context.new_page()
-        await page.goto(url)
-        await page.locator("#q").fill("tea")
-        await page.locator("#go").click()
-        await page.locator("#out").filter(has_text="done tea").wait_for()
-
-
-def journey(url: str, artifacts: str) -> Journey:
+def journey(url: str, artifacts: str | None) -> Journey:
+    step: dict[str, object] = {"name": "checkout", "browser": checkout_steps(url)}
+    if artifacts is not None:
+        step["artifacts"] = artifacts
     return Journey.model_validate(
-        {
-            "journey": "bench",
-            "business_process": "bench",
-            "steps": [
-                {
-                    "name": "s",
-                    "artifacts": artifacts,
-                    "browser": [
-                        {"goto": url},
-                        {"fill": {"#q": "tea"}},
-                        {"click": "#go"},
-                        {"expect_text": {"selector": "#out", "text": "done tea"}},
-                    ],
-                }
-            ],
-        }
+        {"journey": "bench", "business_process": "bench", "steps": [step]}
     )
 
 
-async def timed(make: object, runs: int) -> float:
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        await make()  # type: ignore[operator]
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+def tree_cpu() -> float:
+    """CPU seconds of this process and of every process below it."""
+    total = time.process_time()
+    for pid in descendant_pids(os.getpid()):
+        try:
+            total += cpu_seconds(pid)
+        except OSError:
+            continue  # ended meanwhile
+    return total
 
 
-async def main() -> None:
-    url, server = await serve()
-    store = ArtifactStore(Path(tempfile.mkdtemp()))
-    async with BrowserPool() as pool:
-        plain = RunEnvironment(environ={}, browser=pool)
-        armed = RunEnvironment(environ={}, browser=pool, artifacts=store)
-        off, on = journey(url, "never"), journey(url, "on_failure")
+async def measure(
+    variants: dict[str, Run], runs: int
+) -> dict[str, tuple[list[float], list[float]]]:
+    """(wall, CPU) seconds per run of each variant, one run each per round."""
+    names = list(variants)
+    figures: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in names}
+    for n in range(runs):
+        for name in names[n % len(names) :] + names[: n % len(names)]:
+            cpu, wall = tree_cpu(), time.perf_counter()
+            await variants[name]()
+            figures[name][0].append(time.perf_counter() - wall)
+            figures[name][1].append(tree_cpu() - cpu)
+    return figures
 
-        async def ours_off() -> None:
-            assert (await run_journey(off, plain)).ok
 
-        async def ours_armed() -> None:
-            assert (await run_journey(on, armed)).ok
+async def bench(runs: int) -> list[Row]:
+    options = await launch_options()
+    with tempfile.TemporaryDirectory() as evidence:
+        async with Shop() as shop, async_playwright() as playwright, BrowserPool() as pool:
+            url = f"{shop.url}/"
+            browser = await playwright.chromium.launch(**options)
+            default = RunEnvironment(
+                environ={}, browser=pool, artifacts=ArtifactStore(Path(evidence))
+            )
+            journeys = {"default": journey(url, None), "never": journey(url, "never")}
 
-        await timed(lambda: raw(pool, url), 5)  # warm up
-        await timed(ours_off, 5)
-        base = await timed(lambda: raw(pool, url), RUNS)
-        ours = await timed(ours_off, RUNS)
-        traced = await timed(ours_armed, RUNS)
-    await server.cleanup()
-    print(f"runs per variant: {RUNS} (median wall time per run)")
-    print(f"raw Playwright:                     {base * 1000:7.1f} ms  1.00x")
-    print(f"Journeyman, artifacts never:        {ours * 1000:7.1f} ms  {ours / base:.2f}x")
-    print(f"Journeyman, trace armed on failure: {traced * 1000:7.1f} ms  {traced / base:.2f}x")
+            async def ours(kind: str) -> None:
+                result = await run_journey(journeys[kind], default)
+                assert result.ok, result.message
+
+            variants: dict[str, Run] = {
+                "raw Playwright": lambda: checkout(browser, url),
+                "journeyman, default evidence": lambda: ours("default"),
+                "journeyman, artifacts: never": lambda: ours("never"),
+            }
+            await measure(variants, 3)  # warm: launches, caches, the first trace
+            figures = await measure(variants, runs)
+            await browser.close()
+    return report(figures, runs)
+
+
+def report(figures: dict[str, tuple[list[float], list[float]]], runs: int) -> list[Row]:
+    raw_wall, raw_cpu = (statistics.median(values) for values in figures["raw Playwright"])
+    print(f"  {'variant':<30} {'wall ms':<26} {'x raw':<7} {'CPU ms':<26} x raw")
+    for name, (wall, cpu) in figures.items():
+        print(f"  {name:<30} {spread(wall, 1000, 0):<26} "
+              f"{statistics.median(wall) / raw_wall:<7.2f} {spread(cpu, 1000, 0):<26} "
+              f"{statistics.median(cpu) / raw_cpu:.2f}")  # fmt: skip
+    print(f"  {runs} runs per variant, interleaved")
+    rows = []
+    for name, label in (("journeyman, default evidence", "default evidence"),
+                        ("journeyman, artifacts: never", "artifacts: never")):  # fmt: skip
+        mid_wall, mid_cpu = (statistics.median(values) for values in figures[name])
+        rows += [
+            Row("browser_overhead", f"browser checkout run, wall, {label}", mid_wall * 1e3,
+                "raw Playwright", raw_wall * 1e3, "ms", "<= 1.05x"),
+            Row("browser_overhead", f"browser checkout run, CPU, {label}", mid_cpu * 1e3,
+                "raw Playwright", raw_cpu * 1e3, "ms"),
+        ]  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    parser = bench_arguments(__doc__)
+    parser.add_argument("--runs", type=int, help="runs per variant (default 40, quick 12)")
+    args = parser.parse_args()
+    runs = args.runs or (12 if args.quick else 40)
+    print(f"bench/browser_overhead.py: a checkout run (goto, fill, click, expect) on loopback; "
+          f"load average {load_average()}")  # fmt: skip
+    rows = asyncio.run(bench(runs))
+    print(f"load average at the end: {load_average()}")
+    write_rows(args.rows, rows)
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    main()
