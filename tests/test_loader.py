@@ -122,6 +122,54 @@ EXPECTED = {
         "data:text/html,<script>fetch('http://169.254.169.254/')</script> refused: journeys "
         "open http and https pages and about:blank only, not a data: URL",
     ],
+    "yaml_tab.yaml": [
+        "yaml_tab.yaml:4:1: invalid YAML: YAML does not allow tabs for indentation; use spaces",
+    ],
+    "yaml_indentation.yaml": [
+        "yaml_indentation.yaml:6:6: invalid YAML: line 6 is indented 5 spaces, but the lines "
+        "above it are indented 4 (line 5), 2 (the '-' of line 4) or 0 (line 3): indent it like "
+        "the lines it goes with",
+    ],
+    "yaml_item_indentation.yaml": [
+        "yaml_item_indentation.yaml:6:3: invalid YAML: line 6 is indented 2 spaces like the '-' "
+        "of line 4: start a new item with '- ', or indent it 4 spaces to belong to the item "
+        "above",
+    ],
+    "yaml_no_space.yaml": [
+        "yaml_no_space.yaml:4:8: invalid YAML: a space must follow ':' to make a mapping: write "
+        "every: 5m",
+    ],
+    "no_space_mapping.yaml": [
+        "no_space_mapping.yaml:6:5: steps[0].expect: must be a mapping, got 'status:200' (a "
+        "space must follow ':' to make a mapping: write status: 200)",
+    ],
+    "yaml_colon_in_value.yaml": [
+        "yaml_colon_in_value.yaml:2:8: invalid YAML: a value containing ': ' must be in quotes: "
+        'write title: "Checkout: the fast path"',
+    ],
+    "comment_in_value.yaml": [
+        "comment_in_value.yaml:7:9: steps[0].browser[1].click: must be a string, got nothing "
+        "('#' starts a comment, so the value is empty: write it in quotes, '#pay')",
+    ],
+    "unknown_action.yaml": [
+        "unknown_action.yaml:7:9: steps[0].browser[1].clik: unknown action 'clik' (did you mean "
+        "'click'?); the actions are: goto, click, fill, select, check, uncheck, press, hover, "
+        "wait_for, upload, extract, expect_text, expect_visible, expect_hidden, expect_url, "
+        "expect_title, expect_count",
+    ],
+    "union_field.yaml": [  # str | GotoOptions: no "must be a string", no "text missing"
+        "union_field.yaml:6:51: steps[0].browser[0].goto.wait_untill: unknown field "
+        "'wait_untill' (did you mean 'wait_until'?)",
+        "union_field.yaml:7:23: steps[0].browser[1].expect_text.txt: unknown field 'txt' (did "
+        "you mean 'text'?)",
+    ],
+    "every_check_at_once": [  # the model, the references and the catalog, in one pass
+        "every_check_at_once/orders.yaml:2:1: business_process: unknown business process "
+        "'order-to-csh' (did you mean 'order-to-cash'?)",
+        "every_check_at_once/orders.yaml:3:12: schedule.every: must be a duration such as "
+        "800ms, 30s, 5m, 1h or 28d, got '5 minutes'",
+        "every_check_at_once/orders.yaml:11:12: steps[1].http.get: undefined variable 'order_id'",
+    ],
     "several_documents.yaml": [
         "several_documents.yaml:9:3: steps: must have at least 1 item",
         "several_documents.yaml:10:3: journey: must be an id of lowercase letters, digits, - and "

@@ -5,8 +5,11 @@ Pydantic reports a location made of field names, list indexes, union tags (``htt
 maps each location onto the path a person wrote in YAML (``steps[2].expect.status``),
 drops the tags, folds the errors of one union into one, and rewrites the messages:
 "required field missing", "unknown field 'expct' (did you mean 'expect'?)", "must be a
-whole number, got 'ten'". A model validator may name the field it is about by raising
-:func:`agent.language.fields.error_at`.
+whole number, got 'ten'". A union reports the real problem once: when the value has the
+shape of one branch (a mapping for ``str | GotoOptions``), that branch's errors are
+kept and the other branches' "must be a string" dropped; a misspelt field is reported
+as unknown, not also as a required one missing. A model validator may name the field it
+is about by raising :func:`agent.language.fields.error_at`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from agent.language.model import STEP_KINDS
+from agent.language.yaml_hints import colon_hint
 from agent.language.yaml_marks import Key, Path
+from agent.steps.browser.model import ACTION_NAMES
 
 __all__ = ["FieldError", "field_errors", "format_path", "suggest"]
 
@@ -68,10 +73,32 @@ def field_errors(
     grouped: dict[Path, list[ErrorDetails]] = {}
     for details in error.errors():
         grouped.setdefault(_path(details, data), []).append(details)
+    grouped = _real_problems(grouped, data, model)
     return [
         _error(group, path, data, model, reveal=not (path and path[0] in secret_fields))
         for path, group in grouped.items()
     ]
+
+
+def _real_problems(
+    grouped: dict[Path, list[ErrorDetails]], data: Any, model: type[BaseModel]
+) -> dict[Path, list[ErrorDetails]]:
+    """Without the errors that only echo another: a union branch's wrong type at a path
+    that another branch found deeper problems under, and a required field missing whose
+    name an unknown field beside it is a misspelling of."""
+    deeper = {path[:end] for path in grouped for end in range(len(path))}
+    misspelt = set()
+    for path, group in grouped.items():
+        if path and any(d["type"] == "extra_forbidden" for d in group):
+            known = _field_names(model, path[:-1], data)
+            close = difflib.get_close_matches(str(path[-1]), known, n=1, cutoff=0.6)
+            misspelt |= {(*path[:-1], name) for name in close}
+    return {
+        path: group
+        for path, group in grouped.items()
+        if not (path in deeper and all(d["type"] in _EXPECTED for d in group))
+        and not (path in misspelt and all(d["type"] == "missing" for d in group))
+    }
 
 
 def format_path(path: Path) -> str:
@@ -145,11 +172,13 @@ def _error(
     kinds = [d["type"] for d in group]
     if all(kind in _EXPECTED for kind in kinds):  # a union's branches, or one type error
         expected = _join_or(list(dict.fromkeys(_EXPECTED[kind] for kind in kinds)))
-        hint = _quote_hint(kinds, value)
+        hint = _quote_hint(kinds, value) or _mapping_hint(expected, value)
         return FieldError(path, f"must be {expected}, got {_describe(value, reveal)}{hint}")
     specific = [d for d in group if d["type"] not in _EXPECTED]  # more telling than types
     if specific[0]["type"] == "step_kind":
         return _step_kind(path, value, model, data)
+    if specific[0]["type"] == "browser_action":
+        return _browser_action(path, value)
     texts = [_text(d, path, data, model, reveal) for d in specific]
     return FieldError(path, "; ".join(dict.fromkeys(texts)))
 
@@ -194,7 +223,7 @@ def _step_kind(path: Path, value: Any, model: type[BaseModel], data: Any) -> Fie
     kinds = ", ".join(STEP_KINDS)
     if not isinstance(value, dict):
         message = f"must be a mapping with one kind key ({kinds}), got {_describe(value, True)}"
-        return FieldError(path, message)
+        return FieldError(path, message + _mapping_hint("a mapping", value))
     given = [kind for kind in STEP_KINDS if kind in value]
     if len(given) > 1:
         return FieldError(path, f"a step has exactly one kind, got {' and '.join(given)}")
@@ -204,6 +233,28 @@ def _step_kind(path: Path, value: Any, model: type[BaseModel], data: Any) -> Fie
         hint = suggest(strays[0], list(STEP_KINDS)) or f" (a step is one of: {kinds})"
         return FieldError((*path, strays[0]), f"unknown step kind {strays[0]!r}{hint}")
     return FieldError(path, f"a step needs one kind key: {kinds}")
+
+
+def _browser_action(path: Path, value: Any) -> FieldError:
+    """Which action a browser step's item names wrongly: an unknown (misspelt) action key,
+    several keys, or no mapping at all."""
+    names = ", ".join(ACTION_NAMES)
+    if not isinstance(value, dict):
+        hint = _mapping_hint("a mapping", value)
+        message = f"must be one action such as click: '#pay', got {_describe(value, True)}{hint}"
+        return FieldError(path, message)
+    unknown = [key for key in value if key not in ACTION_NAMES]
+    if unknown:
+        close = suggest(unknown[0], list(ACTION_NAMES))
+        return FieldError(
+            (*path, unknown[0]), f"unknown action {unknown[0]!r}{close}; the actions are: {names}"
+        )
+    if value:
+        given = ", ".join(str(key) for key in value)
+        return FieldError(
+            path, f"an action has one key, got {len(value)}: {given} (write each as its own - item)"
+        )
+    return FieldError(path, f"an action needs one key: {names}")
 
 
 def _field_names(
@@ -274,6 +325,12 @@ def _quote_hint(kinds: list[str], value: Any) -> str:
     if kinds == ["string_type"] and isinstance(value, int | float | bool):
         return " (write it in quotes)"
     return ""
+
+
+def _mapping_hint(expected: str, value: Any) -> str:
+    """When a mapping was expected and ``key:value`` came, the missing space is why."""
+    hint = colon_hint(value) if "a mapping" in expected else None
+    return f" ({hint})" if hint else ""
 
 
 def _join_or(items: list[str]) -> str:

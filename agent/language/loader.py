@@ -4,10 +4,13 @@
 hidden folders skipped). A file named ``catalog.yaml`` is the services inventory; any
 other file holds one journey, a list of journeys, or several ``---`` documents.
 
-Every mistake is reported at once as ``file:line:col: path: message``. A file with an
-error contributes no journeys but never stops the others: the agent runs the good files,
-and on reload keeps the last good version of a bad one, which is why results are also
-given per file (:attr:`LoadResult.files`). Secrets written in a file are masked in every
+Every mistake is reported at once as ``file:line:col: path: message``, in one pass:
+the structure (YAML, then each model's fields), the references (``${...}``) and the
+catalog's business processes are all checked, whatever the others found, so that
+fixing one error never reveals the next. A file with an error contributes no journeys
+but never stops the others: the agent runs the good files, and on reload keeps the last
+good version of a bad one, which is why results are also given per file
+(:attr:`LoadResult.files`). Secrets written in a file are masked in every
 message about it.
 """
 
@@ -25,6 +28,7 @@ from agent.language.field_errors import field_errors, format_path, suggest
 from agent.language.model import Journey
 from agent.language.references import check_references
 from agent.language.templating import EnvAllowList, Masker
+from agent.language.yaml_hints import colon_hint
 from agent.language.yaml_marks import Document, Marks, Position, parse
 from agent.language.yaml_marks import Path as DataPath
 
@@ -131,11 +135,18 @@ class _EnvRules:
 
 @dataclass
 class _Parsed:
-    """A journey that validated, with what is needed to point into its file."""
+    """A journey as written, its model if it validated, and how to point into its file."""
 
-    journey: Journey
+    data: dict[Any, Any]
+    journey: Journey | None
     marks: Marks
     root: DataPath  # the journey's path in its document: () or (index,) in a list
+
+    def written(self, name: str) -> str | None:
+        """A top-level text field as written, checked across files even when the journey
+        has errors of its own."""
+        value = self.data.get(name)
+        return value if isinstance(value, str) else None
 
 
 @dataclass
@@ -202,13 +213,15 @@ class _Draft:
                 items = [((index,), item) for index, item in enumerate(data)]
             for root, item in items:
                 journey = self._validate(Journey, item, marks, root)
-                if not isinstance(journey, Journey):
+                if not isinstance(item, dict):
                     continue
-                parsed = _Parsed(journey, marks, root)
+                parsed = _Parsed(
+                    item, journey if isinstance(journey, Journey) else None, marks, root
+                )
                 self.journeys.append(parsed)
                 found_all = check_references(
-                    journey,
                     item,
+                    parsed.journey,
                     env.environ,
                     require_env=env.require_env,
                     allow_env=env.allow_env,
@@ -216,6 +229,7 @@ class _Draft:
                 for found in found_all:
                     at = marks.at(root + found.path)
                     self.add(at, found.path, found.message, warning=not found.error)
+            self._unused_hints(marks, document)
         if not self.journeys and not self.problems:
             self.add(None, (), "no journeys in this file", warning=True)
 
@@ -227,7 +241,13 @@ class _Draft:
         if not isinstance(data, dict):
             what = "a catalog" if model is Catalog else "a journey"
             got = "a list" if isinstance(data, list) else repr(data)
-            self.add(marks.at(root), (), f"expected {what} (a mapping of fields), got {got}")
+            hint = colon_hint(data)
+            self.add(
+                marks.at(root),
+                (),
+                f"expected {what} (a mapping of fields), got {got}"
+                + (f" ({hint})" if hint else ""),
+            )
             return None
         try:
             return model.model_validate(data)
@@ -235,14 +255,24 @@ class _Draft:
             for found in field_errors(error, data, model, secret_fields=_SECRET_FIELDS):
                 full = root + found.path
                 if not any(full[:end] in marks.broken for end in range(len(full) + 1)):
-                    self.add(marks.at(full), found.path, found.message)
+                    hint = marks.hints.pop(full, None)  # why the value is not as written
+                    message = f"{found.message} ({hint})" if hint else found.message
+                    self.add(marks.at(full), found.path, message)
             return None
+
+    def _unused_hints(self, marks: Marks, document: Document) -> None:
+        """A ``#`` that cut a value short with no error to tell is a warning of its own."""
+        in_list = isinstance(document.data, list)
+        for path, hint in marks.hints.items():
+            self.add(marks.at(path), path[1:] if in_list else path, hint, warning=True)
 
     def result(self) -> FileResult:
         ordered = sorted(self.problems, key=lambda p: (p.line, p.column))
         errors = tuple(p for p in ordered if not p.warning)
         journeys = tuple(
-            LoadedJourney(p.journey, self.path, p.marks.at(p.root).line) for p in self.journeys
+            LoadedJourney(p.journey, self.path, p.marks.at(p.root).line)
+            for p in self.journeys
+            if p.journey is not None
         )
         return FileResult(
             self.path,
@@ -302,8 +332,8 @@ def _check_processes(drafts: list[_Draft], catalog: Catalog) -> None:
     known = [p.id for p in catalog.business_processes]
     for draft in drafts:
         for parsed in draft.journeys:
-            process = parsed.journey.business_process
-            if process not in known:
+            process = parsed.written("business_process")
+            if process is not None and process not in known:
                 hint = suggest(process, known) or f" (the catalog has: {', '.join(known)})"
                 draft.add_at(
                     parsed, ("business_process",), f"unknown business process {process!r}{hint}"
@@ -316,7 +346,9 @@ def _check_unique_ids(drafts: list[_Draft]) -> None:
         for parsed in draft.journeys:
             at = parsed.marks.at((*parsed.root, "journey"))
             where = f"{draft.path}:{at.line}:{at.column}"
-            journey_id = parsed.journey.journey
+            journey_id = parsed.written("journey")
+            if journey_id is None:
+                continue
             if journey_id in first:
                 draft.add_at(
                     parsed,

@@ -5,17 +5,25 @@ they will resolve: ``${name}`` is a journey variable or a value an earlier step 
 ``${secret.NAME}`` is declared under ``secrets``, ``${env.NAME}`` is one journeys may
 read (``--allow-env``, or read under ``secrets``) and is set (a warning, or an error when
 the environment must be complete), and every reference is well formed.
+
+The checks read the journey as written, so that they run even when its model has errors
+(every mistake of a file is reported at once): each step's variables come from its
+model when the step is valid; a step with errors of its own may set any name written in
+it (any key), so no such name is reported as undefined after it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import TypeAdapter, ValidationError
+
 from agent.language.field_errors import format_path, suggest
-from agent.language.model import Journey
+from agent.language.model import Journey, Step
 from agent.language.templating import EnvAllowList, references
 from agent.language.yaml_marks import Path
 from agent.steps.http.model import METHODS
@@ -33,55 +41,99 @@ class Finding:
 
 
 def check_references(
-    journey: Journey,
     data: Mapping[str, Any],
+    journey: Journey | None,
     environ: Mapping[str, str] | None,
     *,
     require_env: bool = False,
     allow_env: EnvAllowList | None = None,
 ) -> list[Finding]:
-    """Every reference problem in ``journey`` (validated from ``data``).
+    """Every reference problem in the journey written as ``data``; ``journey`` is its
+    model, or None when ``data`` did not validate.
 
     ``environ`` None skips the check that environment variables are set; ``allow_env``
     None the check that the journey may read them.
     """
-    check = _Checker(journey, environ, require_env, allow_env, _secret_env(data))
+    written = data.get("steps")
+    steps: list[Any] = written if isinstance(written, list) else []
+    provides: list[frozenset[str] | None] = (
+        [step.provides() for step in journey.steps] if journey else [_provides(s) for s in steps]
+    )
+    secrets = _names(data.get("secrets"))
+    check = _Checker(secrets, provides, environ, require_env, allow_env, _secret_env(data))
     for section in ("variables", "secrets"):
         for path, text in _strings(data.get(section), (section,)):
             check.text(path, text, variables=None)
     for path, value in _items(data.get("secrets"), ("secrets",)):
         if isinstance(value, str) and value and "${" not in value.replace("$${", ""):
             check.warn(path, "secret written in the file: read it with ${env.NAME} instead")
-    available = set(journey.variables)
-    for index, step in enumerate(journey.steps):
-        for path, text in _strings(data["steps"][index], ("steps", index)):
-            check.text(path, text, variables=available)
-        available |= step.provides()
+    available = _names(data.get("variables"))
+    for index, step in enumerate(steps):
+        for path, text in _strings(step, ("steps", index)):
+            check.text(path, text, variables=_UNKNOWN if available is None else available)
+        if available is not None:
+            given = provides[index]
+            available |= given if given is not None else _keys(step)
     return check.findings
+
+
+class _Unknown:
+    """Which variables are set cannot be told: the ``variables:`` section is broken."""
+
+
+_UNKNOWN = _Unknown()
+
+
+def _names(section: Any) -> set[str] | None:
+    """The names a ``variables:`` or ``secrets:`` mapping declares; None when it is not a
+    mapping (reported by the model), so that nothing is checked against it."""
+    if section is None:
+        return set()
+    return {str(name) for name in section} if isinstance(section, dict) else None
+
+
+def _provides(step: Any) -> frozenset[str] | None:
+    """What a step sets, from its model; None when the step has errors of its own."""
+    try:
+        return _step_model().validate_python(step).provides()
+    except ValidationError:
+        return None
+
+
+def _keys(node: Any) -> set[str]:
+    """Every mapping key written in ``node``: what a broken step may set."""
+    return {path[-1] for path, _ in _strings(node, ()) if path and isinstance(path[-1], str)}
+
+
+@cache
+def _step_model() -> TypeAdapter[Step]:
+    return TypeAdapter(Step)
 
 
 class _Checker:
     def __init__(
         self,
-        journey: Journey,
+        secrets: set[str] | None,
+        provides: list[frozenset[str] | None],
         environ: Mapping[str, str] | None,
         require_env: bool,
         allow_env: EnvAllowList | None,
         secret_env: set[str],
     ) -> None:
-        self.journey = journey
+        self.secrets = secrets  # None: the secrets section is broken, names are unknown
         self.environ = environ
         self.require_env = require_env
         self.allow_env = allow_env
         self.secret_env = secret_env  # read under secrets: always allowed (and masked)
         self.findings: list[Finding] = []
-        self._setters = {name: i for i, s in enumerate(journey.steps) for name in s.provides()}
+        self._setters = {name: i for i, given in enumerate(provides) for name in given or ()}
 
     def warn(self, path: Path, message: str) -> None:
         self.findings.append(Finding(path, message, error=False))
 
-    def text(self, path: Path, text: str, variables: set[str] | None) -> None:
-        """Check one string; ``variables`` None means no ``${name}`` may be used there."""
+    def text(self, path: Path, text: str, variables: set[str] | _Unknown | None) -> None:
+        """Check one string; ``variables`` None means no ``${name}`` may be used there,
+        _UNKNOWN that which names are set cannot be told."""
         written = text.split("${", 1)[0]  # what no template can change
         is_goto = path[-1] == "goto" or path[-2:] == ("goto", "url")
         if is_goto and urlsplit(written).scheme and written != "about:":
@@ -106,17 +158,17 @@ class _Checker:
             if scope == "secret" and in_url:
                 self.warn(path, "a secret in a URL ends up in server logs: send it in a header")
 
-    def _problem(self, scope: str, name: str, variables: set[str] | None) -> str | None:
+    def _problem(self, scope: str, name: str, variables: set[str] | _Unknown | None) -> str | None:
         if scope == "env":
             unset = self.environ is not None and name not in self.environ
             return f"environment variable {name} is not set" if unset else None
         if scope == "secret":
-            if name in self.journey.secrets:
+            if self.secrets is None or name in self.secrets:
                 return None
-            return f"undeclared secret {name!r}{suggest(name, list(self.journey.secrets))}"
+            return f"undeclared secret {name!r}{suggest(name, sorted(self.secrets))}"
         if variables is None:
             return f"${{{name}}}: only ${{env.NAME}} and ${{secret.NAME}} may be used here"
-        if name in variables:
+        if isinstance(variables, _Unknown) or name in variables:
             return None
         if name in self._setters:
             later = format_path(("steps", self._setters[name]))

@@ -5,7 +5,9 @@ of two equal keys. Here PyYAML only composes the node tree (with its C parser wh
 available); this module turns the nodes into plain data (dict, list, str, int, float,
 bool, None) and a :class:`Marks` table from each value's path to its line and column.
 Duplicate keys, tags that are not plain data, cyclic aliases and alias bombs are
-reported as problems with their position instead of being loaded.
+reported as problems with their position instead of being loaded. A syntax error is
+reported as the likely mistake behind it when :mod:`agent.language.yaml_hints` sees one,
+and a value a ``#`` cut short keeps a hint in :attr:`Marks.hints`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from agent.language.yaml_hints import comment_hint, syntax_hint
 
 __all__ = ["Document", "Key", "Marks", "Path", "Position", "YamlProblem", "parse"]
 
@@ -52,6 +56,7 @@ class Marks:
     values: dict[Path, Position] = field(default_factory=dict)
     keys: dict[Path, Position] = field(default_factory=dict)  # path of the value it names
     broken: set[Path] = field(default_factory=set)  # not loaded as written (already reported)
+    hints: dict[Path, str] = field(default_factory=dict)  # a value likely not as meant
 
     def at(self, path: Path) -> Position:
         """The position of ``path``: its key when it has one, else its value; a path that
@@ -81,7 +86,8 @@ class _AliasBomb(Exception):
 def parse(text: str) -> tuple[list[Document], list[YamlProblem]]:
     """Every document in ``text``, and the problems that are not inside one document
     (a syntax error, which ends the file; an alias bomb)."""
-    builder = _Builder()
+    lines = text.splitlines()
+    builder = _Builder(lines)
     documents: list[Document] = []
     loader = _Loader(text)
     try:
@@ -92,7 +98,7 @@ def parse(text: str) -> tuple[list[Document], list[YamlProblem]]:
             documents.append(Document(data, marks, tuple(builder.problems)))
             builder.problems.clear()
     except yaml.MarkedYAMLError as error:
-        builder.problems.append(_syntax_problem(error))
+        builder.problems.append(_syntax_problem(error, lines))
     except yaml.YAMLError as error:  # e.g. a control character: no mark to show
         builder.problems.append(YamlProblem(Position(1, 1), f"invalid YAML: {error}"))
     except _AliasBomb:
@@ -106,9 +112,13 @@ def parse(text: str) -> tuple[list[Document], list[YamlProblem]]:
     return documents, builder.problems
 
 
-def _syntax_problem(error: yaml.MarkedYAMLError) -> YamlProblem:
+def _syntax_problem(error: yaml.MarkedYAMLError, lines: list[str]) -> YamlProblem:
     mark = error.problem_mark or error.context_mark
     position = _position(mark) if mark is not None else Position(1, 1)
+    context = error.context_mark.line + 1 if error.context_mark is not None else None
+    hint = syntax_hint(lines, position.line, position.column, context)
+    if hint is not None:
+        return YamlProblem(Position(hint.line, hint.column), f"invalid YAML: {hint.message}")
     message = f"invalid YAML: {error.problem or 'syntax error'}"
     if error.context and error.context_mark is not None:
         message += f" ({error.context} at line {error.context_mark.line + 1})"
@@ -122,8 +132,9 @@ def _position(mark: Any) -> Position:
 class _Builder:
     """Nodes to plain data; one per file, so that alias counting spans its documents."""
 
-    def __init__(self) -> None:
+    def __init__(self, lines: list[str]) -> None:
         self.problems: list[YamlProblem] = []
+        self._lines = lines
         self._constructor = SafeConstructor()
         self._seen: set[int] = set()
         self._building: set[int] = set()  # an alias to one of these would be a cycle
@@ -185,7 +196,18 @@ class _Builder:
                 continue
             marks.keys[key_path] = _position(key_node.start_mark)
             own[key] = self.build(value_node, key_path, marks)
+            hint = self._comment_hint(value_node, own[key])
+            if hint:
+                marks.hints[key_path] = hint
         return merged | own
+
+    def _comment_hint(self, node: Node, value: Any) -> str | None:
+        """For a plain scalar, a ``#`` right after it on its line that likely cut it."""
+        if not isinstance(node, ScalarNode) or node.style not in (None, ""):
+            return None
+        end = node.end_mark
+        rest = self._lines[end.line][end.column :] if end.line < len(self._lines) else ""
+        return comment_hint(rest, value)
 
     def _merged(self, node: MappingNode, path: Path, marks: Marks) -> dict[Key, Any]:
         """The values of ``<<: *anchor`` merge keys; the mapping's own keys override them."""

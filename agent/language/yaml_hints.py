@@ -1,0 +1,185 @@
+"""What a product owner most likely meant when YAML did not read as they wrote it.
+
+PyYAML's messages ("did not find expected key", "mapping values are not allowed in this
+context") name the parser's state, not the mistake, and point where the parser gave up,
+often a line after the mistake. This module reads the raw text around such an error and
+names the usual culprits at the line they are on:
+
+- a tab in the indentation (YAML allows spaces only);
+- a line indented unlike the lines it goes with;
+- ``key:value`` without the space after the colon (a string, not a mapping);
+- an unquoted value containing ``": "`` (which starts a mapping) or ``" #"`` (which
+  starts a comment and silently cuts the value short).
+
+It works on plain text and numbers (1-based lines and columns) and imports nothing of the
+language, so that :mod:`agent.language.yaml_marks` can use it while it builds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Hint", "colon_hint", "comment_hint", "syntax_hint"]
+
+# key:value with no space after the colon; not a URL (http://...), nor a time (a key
+# starts with a letter)
+_NO_SPACE = re.compile(r"^([A-Za-z_][\w.-]*):(?!//)(\S[^#]*?)\s*(?:\s#.*)?$")
+_LINE_NO_SPACE = re.compile(r"^(\s*(?:-\s+)?)([A-Za-z_][\w.-]*):(?!//)(\S[^#]*?)\s*(?:\s#.*)?$")
+_SEPARATOR = re.compile(r"[^\s:]:\s+")  # the ': ' after a key
+_COMMENT_STARTED = re.compile(r"^\s*#(\S+)")
+_TAB_MESSAGE = "YAML does not allow tabs for indentation; use spaces"
+
+
+@dataclass(frozen=True, slots=True)
+class Hint:
+    """A likely mistake: where it is (1-based) and what to do about it."""
+
+    line: int
+    column: int
+    message: str
+
+
+def colon_hint(value: Any) -> str | None:
+    """For a string read where a mapping was expected: ``every:5m`` lacks its space."""
+    match = _NO_SPACE.match(value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    return f"a space must follow ':' to make a mapping: write {match[1]}: {match[2]}"
+
+
+def comment_hint(rest: str, value: Any) -> str | None:
+    """For an unquoted value followed on its line by ``rest``: the ``#`` that cut it.
+
+    ``click: #pay`` is an empty value and a comment; ``title: Order #123`` is ``Order``.
+    A comment whose ``#`` is followed by a space is taken as meant.
+    """
+    comment = _COMMENT_STARTED.match(rest)
+    if comment is None or (value not in (None, "") and not rest[:1].isspace()):
+        return None
+    written = comment[1]
+    if value in (None, ""):
+        return f"'#' starts a comment, so the value is empty: write it in quotes, '#{written}'"
+    return (
+        f"' #' starts a comment, so the value stops at {value!r}: write it in quotes to keep "
+        f"'#{written}'"
+    )
+
+
+def syntax_hint(lines: list[str], line: int, column: int, context_line: int | None) -> Hint | None:
+    """The likely mistake behind a YAML syntax error reported at ``line``:``column``
+    (``context_line``: where the construct the parser was reading began), or None."""
+    if not 1 <= line <= len(lines):  # past the end: the culprit is on a line before
+        return _tab(lines, len(lines)) or _missing_space(lines, len(lines), context_line)
+    return (
+        _tab(lines, line)
+        or _colon_in_value(lines[line - 1], line, column)
+        or _missing_space(lines, line, context_line)
+        or _indentation(lines, line)
+    )
+
+
+def _tab(lines: list[str], line: int) -> Hint | None:
+    for number, text in enumerate(lines[:line], start=1):
+        indent = text[: len(text) - len(text.lstrip(" \t-"))]
+        if "\t" in indent:
+            return Hint(number, indent.index("\t") + 1, _TAB_MESSAGE)
+    return None
+
+
+def _colon_in_value(text: str, line: int, column: int) -> Hint | None:
+    """``title: Checkout: fast`` (block) or ``{title: Checkout: fast}`` (flow)."""
+    at = column - 1
+    if text[at : at + 1] != ":" or not (at + 1 == len(text) or text[at + 1].isspace()):
+        return None
+    separators = [m for m in _SEPARATOR.finditer(text, 0, at) if m.end() <= at]
+    if not separators:
+        return None
+    start = separators[-1].end()
+    key = text[: separators[-1].start() + 1].split("{")[-1].split(",")[-1].strip(" -")
+    in_flow = "{" in text[:start]
+    end = min((i for i in (text.find(c, at) for c in ",}") if i >= 0), default=len(text))
+    value = text[start : end if in_flow else len(text)].split(" #")[0].strip()
+    return Hint(
+        line,
+        start + 1,
+        f"a value containing ': ' must be in quotes: write {key}: \"{value}\"",
+    )
+
+
+def _missing_space(lines: list[str], line: int, context_line: int | None) -> Hint | None:
+    """``every:5m`` on the error's line or the line(s) just before it."""
+    first = min(context_line or line, _previous(lines, line) or line)
+    for number in range(line, first - 1, -1):
+        match = _LINE_NO_SPACE.match(lines[number - 1])
+        if match:
+            column = len(match[1]) + len(match[2]) + 1
+            message = f"a space must follow ':' to make a mapping: write {match[2]}: {match[3]}"
+            return Hint(number, column, message)
+    return None
+
+
+def _indentation(lines: list[str], line: int) -> Hint | None:
+    """A line whose indentation matches none of the lines it could belong with."""
+    text = lines[line - 1]
+    indent = len(text) - len(text.lstrip(" "))
+    levels = _open_levels(lines, line)
+    if not levels:
+        return None
+    if indent in levels:
+        number, inner = levels[indent]
+        if inner is None or text.lstrip(" ").startswith("-"):
+            return None  # it lines up: the parser's own message stands
+        return Hint(
+            line,
+            indent + 1,
+            f"line {line} is indented {_spaces(indent)} like the '-' of line {number}: "
+            f"start a new item with '- ', or indent it {_spaces(inner)} to belong to the "
+            "item above",
+        )
+    shown = [
+        f"{level} (the '-' of line {number})" if inner else f"{level} (line {number})"
+        for level, (number, inner) in levels.items()
+    ]
+    options = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+    return Hint(
+        line,
+        indent + 1,
+        f"line {line} is indented {_spaces(indent)}, but the lines above it are indented "
+        f"{options}: indent it like the lines it goes with",
+    )
+
+
+def _open_levels(lines: list[str], line: int) -> dict[int, tuple[int, int | None]]:
+    """The indentations a line at ``line`` could line up with, nearest first: the line
+    before it, then each enclosing one; each with its line and, for the '-' of a list
+    item, the indentation of the item's keys."""
+    levels: dict[int, tuple[int, int | None]] = {}
+    limit = None
+    number = _previous(lines, line)
+    while number is not None and limit != 0:
+        text = lines[number - 1]
+        indent = len(text) - len(text.lstrip(" "))
+        if limit is None or indent < limit:
+            item = re.match(r"^(\s*)-(\s+)\S", text)
+            inner = len(item[1]) + 1 + len(item[2]) if item else None
+            if inner is not None:
+                levels.setdefault(inner, (number, None))
+            levels.setdefault(indent, (number, inner))
+            limit = indent
+        number = _previous(lines, number)
+    return levels
+
+
+def _previous(lines: list[str], line: int) -> int | None:
+    """The last line before ``line`` that holds content (not blank, not only a comment)."""
+    for number in range(line - 1, 0, -1):
+        stripped = lines[number - 1].strip()
+        if stripped and not stripped.startswith("#") and stripped != "---":
+            return number
+    return None
+
+
+def _spaces(count: int) -> str:
+    return f"{count} space{'' if count == 1 else 's'}"
