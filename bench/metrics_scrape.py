@@ -25,15 +25,23 @@ loop, as a plain exporter would. ``_created`` samples are switched off on both s
 them on its own counters. Cases are interleaved, in rounds; each prints the median
 [min..max] of the rounds, and the ratio to the baseline of the same case.
 
-Run: ``PYTHONPATH=. .venv/bin/python bench/metrics_scrape.py [journeys] [steps] [rounds]``.
+Loop stall: the same cases once more, each scrape served over HTTP by the agent's own
+endpoint (``agent.serve.server.start_server``: ours as the agent serves it, the baseline
+as a plain exporter would, ``generate_latest`` in the handler) and fetched with gzip by
+a thread, while a 1 ms ticker on the loop records how late it wakes: the longest wake-up
+during the scrape is how long the scrape held the loop (every run due meanwhile starts
+that late).
+
+Run: ``.venv/bin/python -m bench.metrics_scrape [--quick] [journeys] [steps] [rounds]``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import statistics
-import sys
 import time
+import urllib.request
 import zlib
 from collections.abc import Callable
 from dataclasses import replace
@@ -50,8 +58,12 @@ from prometheus_client.exposition import generate_latest
 
 from agent.language.model import Journey
 from agent.run.results import FailureReason, Measurement, Outcome, RunResult, StepResult
+from agent.serve.server import MetricsSource, start_server
 from agent.steps.kind import Unit
+from bench import common
+from bench.common import Row, bench_arguments, write_rows
 from exporters.prometheus import DURATION_BUCKETS, STEP_BUCKETS, PrometheusExporter
+from exporters.status import StatusBoard
 
 PHASES = {"connect": 0.002, "tls": 0.004, "send": 0.0001, "wait": 0.12, "receive": 0.003}
 J = ["journey", "business_process", "persona", "location"]
@@ -181,7 +193,60 @@ def cpu_ms(call: Callable[[], object]) -> float:
 
 
 def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):7.1f} [{min(values):.1f}..{max(values):.1f}]"
+    return f"{common.spread(values):>7}"
+
+
+class PlainSource:
+    """The baseline behind the agent's endpoint: prometheus-client renders at scrape time."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def render(self, openmetrics: bool = False) -> bytes:
+        return generate_latest(self.registry)
+
+
+async def loop_stall(source: MetricsSource) -> float:
+    """Milliseconds the loop was held while ``source`` served one scrape (gzip, text)."""
+    server = await start_server("127.0.0.1:0", metrics=source, board=StatusBoard(),
+                                ready=lambda: True)  # fmt: skip
+    stall = 0.0
+
+    async def tick() -> None:
+        nonlocal stall
+        while True:
+            asked = time.perf_counter()
+            await asyncio.sleep(0.001)
+            stall = max(stall, time.perf_counter() - asked - 0.001)
+
+    def scrape() -> None:
+        with urllib.request.urlopen(urllib.request.Request(
+            f"{server.url}/metrics", headers={"Accept-Encoding": "gzip"})) as answer:  # fmt: skip
+            answer.read()
+
+    ticker = asyncio.create_task(tick())
+    try:
+        await asyncio.sleep(0.01)
+        await asyncio.to_thread(scrape)
+    finally:
+        ticker.cancel()
+        await server.close()
+    return stall * 1000
+
+
+async def stalls(exporter: PrometheusExporter, plain: Baseline, runs: list[RunResult],
+                 changed: dict[str, int], rounds: int) -> dict[str, list[float]]:  # fmt: skip
+    """Per case and side, the loop stall of an HTTP scrape after that case's updates."""
+    sources: dict[str, MetricsSource] = {"ours": exporter, "baseline": PlainSource(plain.registry)}
+    exports = {"ours": exporter.export, "baseline": plain.export}
+    figures: dict[str, list[float]] = {}
+    for n in range(rounds):
+        again = [replace(r, run_id=f"stall-{n}") for r in runs]
+        for case, changes in changed.items():
+            for side, source in sources.items():
+                _each(exports[side], again[:changes])
+                figures.setdefault(f"{case}/{side}", []).append(await loop_stall(source))
+    return figures
 
 
 def samples(text: bytes) -> int:
@@ -189,9 +254,13 @@ def samples(text: bytes) -> int:
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 500
-    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 10
-    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+    parser = bench_arguments(__doc__)
+    parser.add_argument("journeys", type=int, nargs="?", help="default 500 (quick 200)")
+    parser.add_argument("steps", type=int, nargs="?", default=10, help="steps per journey")
+    parser.add_argument("rounds", type=int, nargs="?", help="default 5 (quick 3)")
+    args = parser.parse_args()
+    count = args.journeys or (200 if args.quick else 500)
+    steps, rounds = args.steps, args.rounds or (3 if args.quick else 5)
     disable_created_metrics()  # type: ignore[no-untyped-call]
     loaded = journeys(count, steps)
     runs = [result(j, n) for n in range(3) for j in loaded]
@@ -254,6 +323,24 @@ def main() -> None:
           f"{spread(figures['gzip']).strip()} ms")  # fmt: skip
     print(f"  uncached generate_latest on the exporter's registry: "
           f"{spread(figures['uncached']).strip()} ms")  # fmt: skip
+    held = asyncio.run(stalls(exporter, plain, runs[-count:], changed, rounds))
+    print("longest loop stall during one HTTP scrape (gzip), ms, median [min..max]:")
+    for case in changed:
+        print(f"  {case:<13} ours {spread(held[f'{case}/ours'])}   "
+              f"baseline {spread(held[f'{case}/baseline'])}")  # fmt: skip
+    what = f"{count} journeys x {steps} steps"
+    rows = [
+        Row("metrics_scrape", f"/metrics CPU between scrapes, {what}, {label}",
+            statistics.median(figures[f"{case}/ours/total"]), "prometheus-client, no _created",
+            statistics.median(figures[f"{case}/baseline/total"]), "ms", "<= 20 ms")
+        for case, label in (("25% changed", "25% changed"),
+                            ("all changed", "every journey changed"))
+    ] + [
+        Row("metrics_scrape", f"loop stall during a scrape, {what}, every journey changed",
+            statistics.median(held["all changed/ours"]), "prometheus-client, no _created",
+            statistics.median(held["all changed/baseline"]), "ms", "< 25 ms"),
+    ]  # fmt: skip
+    write_rows(args.rows, rows)
 
 
 if __name__ == "__main__":
