@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from browser_support import PASSWORD, Site, environment, journey, pool, site
 
-from agent.run.artifacts import ArtifactStore
+from agent.run.artifacts import ArtifactStore, TraceMode
 from agent.run.browser_pool import BrowserPool
 from agent.run.context import RunEnvironment
 from agent.run.results import FailureReason
@@ -135,8 +135,9 @@ async def test_planted_secret_never_leaves_the_run(
     pool: BrowserPool, site: Site, tmp_path: Path
 ) -> None:
     """A password typed into a field is absent from messages, HTML, console log and every
-    file of the Playwright trace, while the evidence exists and the login happened."""
-    store = ArtifactStore(tmp_path)
+    file of the full Playwright trace (DOM snapshots), while the evidence exists and the
+    login happened."""
+    store = ArtifactStore(tmp_path, trace=TraceMode.FULL)
     leaky = journey(
         """
         - name: log in
@@ -169,3 +170,30 @@ async def test_planted_secret_never_leaves_the_run(
             assert b"s3cr3t" not in archive.read(name), name
     html = next(Path(p) for p in result.artifacts if p.endswith(".html"))
     assert "Hello alice" in html.read_text()
+
+
+@pytest.mark.parametrize("mode", list(TraceMode))
+async def test_the_trace_records_what_its_mode_says(
+    pool: BrowserPool, site: Site, tmp_path: Path, mode: TraceMode
+) -> None:
+    """A light trace (the default) keeps the failed step's actions and their error but no
+    DOM snapshot nor the page's resources; a full one keeps those too; off keeps no trace;
+    the screenshot, HTML and console log are kept all the same."""
+    failing = journey(
+        '- {name: s, timeout: 1s, browser: [{goto: "${base}/"}, {expect_text: '
+        '{selector: "#welcome", text: Goodbye}}]}'
+    )
+    env = environment(site, pool, ArtifactStore(tmp_path, trace=mode))
+    result = await run_journey(failing, env)
+    assert result.reason is FailureReason.ASSERTION, result.message
+    files = {Path(p).name.split(".", 1)[1]: Path(p) for p in result.artifacts}
+    assert {"screenshot.png", "html", "console.log"} <= files.keys()
+    if mode is TraceMode.OFF:
+        assert "trace.zip" not in files
+        return
+    with zipfile.ZipFile(files["trace.zip"]) as archive:
+        events = b"".join(archive.read(n) for n in archive.namelist() if n.endswith(".trace"))
+        resources = [name for name in archive.namelist() if name.startswith("resources/")]
+    assert b"Goodbye" in events  # the action, with what it expected
+    full = mode is TraceMode.FULL
+    assert (b'"frame-snapshot"' in events, bool(resources)) == (full, full)

@@ -43,7 +43,7 @@ from secret_servers import (
 
 from agent.language.model import Journey
 from agent.language.templating import MASK, Masker
-from agent.run.artifacts import ArtifactStore
+from agent.run.artifacts import ArtifactStore, TraceMode
 from agent.run.browser_pool import BrowserPool
 from agent.run.context import RunEnvironment
 from agent.run.results import FailureReason
@@ -255,7 +255,7 @@ async def test_browser_evidence_pictures_no_secret(
         "secrets": {"pw": "${env.PLANTED}"} if secret else {},
         "steps": yaml.safe_load(SHOWN.replace("VALUE", value)),
     }
-    store = ArtifactStore(tmp_path)
+    store = ArtifactStore(tmp_path, trace=TraceMode.FULL)
     async with BrowserPool() as pool:
         env = RunEnvironment(environ=_environ(echo[0]), browser=pool, artifacts=store)
         result = await run_journey(Journey.model_validate(data), env)
@@ -300,7 +300,9 @@ async def test_a_secret_learnt_during_the_run_stops_the_screencast(
     }
     async with BrowserPool() as pool:
         env = RunEnvironment(
-            environ=_environ(echo[0]), browser=pool, artifacts=ArtifactStore(tmp_path)
+            environ=_environ(echo[0]),
+            browser=pool,
+            artifacts=ArtifactStore(tmp_path, trace=TraceMode.FULL),
         )
         result = await run_journey(Journey.model_validate(data), env)
     assert (result.failed_step, result.reason) == ("use", FailureReason.ASSERTION), result.message

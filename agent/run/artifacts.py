@@ -9,6 +9,12 @@ Evidence shows what a customer saw, masked but still private: the folders the st
 makes are readable by the agent's user only (0700), and so are the files written
 through it (0600, :meth:`ArtifactStore.write` or the :func:`private` opener), whatever
 the umask.
+
+A browser run's Playwright trace costs as it records: DOM snapshots on every action add
+~40% to a checkout-like step's time (docs/performance.md), time that would land in the
+step's clock. So the store says how much a trace records (``--browser-trace``):
+``light`` (the default: actions, their timings and errors, console; about free), ``full``
+(DOM snapshots and the screencast, for debugging), or ``off``.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ import re
 import shutil
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
-__all__ = ["ArtifactStore", "private"]
+__all__ = ["ArtifactStore", "TraceMode", "private"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -29,11 +36,20 @@ def _slug(text: str) -> str:
     return _UNSAFE.sub("-", text).strip("-.")[:80] or "step"
 
 
+class TraceMode(StrEnum):
+    """What a browser run's Playwright trace records."""
+
+    OFF = "off"
+    LIGHT = "light"  # actions, their timings and errors, console: no snapshots
+    FULL = "full"  # DOM snapshots on every action and the screencast: ~+40% step time
+
+
 @dataclass(frozen=True)
 class ArtifactStore:
     """A folder of run artifacts with retention limits (built by the entry point)."""
 
     root: Path
+    trace: TraceMode = TraceMode.LIGHT
     max_age: float = 7 * 86400.0  # seconds
     max_bytes: int = 1_000_000_000
 

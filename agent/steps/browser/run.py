@@ -31,7 +31,7 @@ from playwright.async_api import BrowserContext, Frame, Page, Route
 from playwright.async_api import Error as PlaywrightError
 
 from agent.language.references import navigation_refusal
-from agent.run.artifacts import ArtifactStore
+from agent.run.artifacts import ArtifactStore, TraceMode
 from agent.run.browser_pool import BrowserPool, BrowserUnavailable
 from agent.run.context import StepContext, StepFailed
 from agent.run.egress import EgressPolicy, EgressRefused
@@ -126,7 +126,7 @@ async def finish(step: BrowserStep, ctx: StepContext, failed: bool) -> None:
         rescue = await ctx.resource(Rescue, Rescue)
         loop = asyncio.get_running_loop()
         await rescue.unstick(session, loop.time() + (ctx.deadline - loop.time()) / 3)
-    await keep_evidence(session, store, ctx, step.name, session.tracing)
+    await keep_evidence(session, store, ctx, step.name, session.trace is not TraceMode.OFF)
 
 
 def _store(step: BrowserStep, ctx: StepContext) -> ArtifactStore | None:
@@ -137,10 +137,9 @@ async def _session(step: BrowserStep, ctx: StepContext) -> BrowserSession:
     """The run's browser session (one per attempt, shared by its browser steps)."""
     pool = ctx.env.browser
     assert pool is not None
-    tracing = _store(step, ctx) is not None
-    return await ctx.resource(
-        BrowserSession, lambda: BrowserSession(pool, ctx.masker, tracing=tracing)
-    )
+    store = _store(step, ctx)
+    trace = store.trace if store is not None else TraceMode.OFF
+    return await ctx.resource(BrowserSession, lambda: BrowserSession(pool, ctx.masker, trace))
 
 
 async def _open(session: BrowserSession, step: BrowserStep, pool: BrowserPool) -> Page:

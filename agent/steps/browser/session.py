@@ -28,6 +28,7 @@ from playwright.async_api import (
 )
 
 from agent.language.templating import Masker
+from agent.run.artifacts import TraceMode
 from agent.run.browser_pool import BrowserPool
 from agent.steps.browser.model import Emulation, NetworkConditions
 
@@ -94,10 +95,10 @@ class StepEvents:
 class BrowserSession:
     """The run's context and page; closed (with the context) when the attempt ends."""
 
-    def __init__(self, pool: BrowserPool, masker: Masker, tracing: bool) -> None:
+    def __init__(self, pool: BrowserPool, masker: Masker, trace: TraceMode) -> None:
         self._pool = pool
         self._masker = masker
-        self.tracing = tracing  # Playwright tracing, one chunk per step, kept on failure
+        self.trace = trace  # Playwright tracing, one chunk per step, kept on failure
         self._trace_started = False
         self._screencast = False  # the trace records screencast frames
         self._chunk_open = False
@@ -163,25 +164,27 @@ class BrowserSession:
     async def begin_step(self, title: str) -> None:
         """Reset the step's counters; start the step's trace chunk.
 
-        A run that holds a secret is traced without the screencast: its frames are
+        A full trace records DOM snapshots and the screencast, a light one neither. A run
+        that holds a secret is traced without the screencast: its frames are
         pictures of the page, where a secret typed into a text field or shown by the page
         cannot be masked. The trace keeps its DOM snapshots (masked like any text). A
         secret learnt while the screencast runs (extracted) stops it from the next step.
         """
         self.events = StepEvents()
-        if not self.tracing or self.context is None:
+        if self.trace is TraceMode.OFF or self.context is None:
             return
         tracing = self.context.tracing
         if self._chunk_open:  # left open by a step cut off by its deadline
             await tracing.stop_chunk()
-        screencast = not self._masker.holds_secrets
+        full = self.trace is TraceMode.FULL
+        screencast = full and not self._masker.holds_secrets
         if self._trace_started and self._screencast and not screencast:
             await tracing.stop()
             self._trace_started = False
         if self._trace_started:
             await tracing.start_chunk(title=title)
         else:
-            await tracing.start(title=title, screenshots=screencast, snapshots=True)
+            await tracing.start(title=title, screenshots=screencast, snapshots=full)
             self._trace_started, self._screencast = True, screencast
         self._chunk_open = True
 
