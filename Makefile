@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench system-deps image-deps image clean
+.PHONY: demo shell test lint bench system-deps image-deps image clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ $(YAML_LS): | system-deps
 
 demo: $(BIN)/.installed system-deps
 	$(BIN)/journeyman demo
+
+# A shell with the virtualenv active, so that `journeyman` is on its PATH (exit leaves it).
+shell: $(BIN)/.installed
+	@echo "journeyman is on the PATH of this shell: try journeyman --help (exit to leave)"
+	@VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH="$(CURDIR)/$(BIN):$$PATH" $${SHELL:-/bin/sh} -i
 
 test: $(BIN)/.installed system-deps image-deps lint $(AXE) $(YAML_LS)
 	$(BIN)/pytest -q

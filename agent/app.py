@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,6 +27,7 @@ from agent.language.templating import DEFAULT_ALLOW_ENV, EnvAllowList
 from agent.run.artifacts import ArtifactStore
 from agent.run.browser_pool import BrowserPool
 from agent.run.context import RunEnvironment
+from agent.run.debug_view import DebugView
 from agent.run.egress import EgressPolicy
 from agent.run.results import RunIds, RunResult
 from agent.run.runner import run_journey
@@ -45,7 +46,7 @@ from exporters.prometheus import PrometheusExporter
 from exporters.status import StatusBoard
 from exporters.table import format_table
 
-__all__ = ["Settings", "StartError", "run_agent", "run_once"]
+__all__ = ["Debug", "Settings", "StartError", "run_agent", "run_once"]
 
 
 class StartError(Exception):
@@ -63,6 +64,8 @@ class Settings:
     grace: float = 30.0
     artifacts_dir: Path | None = None
     browser_path: str | None = None
+    headed: bool = False  # run --once --headed: a browser window to watch (needs a display)
+    slow_mo: float = 0.0  # run --once --slow-mo: milliseconds before each browser operation
     console: TextIO | None = None  # a live line per run (demo, terminals)
     web_config: Path | None = None  # --web.config.file: TLS, basic auth, headers
     protect_probes: bool = False  # basic auth on /healthz and /readyz too
@@ -99,6 +102,8 @@ async def run_environment(
         environ=environ,
         max_contexts=settings.max_browsers,
         on_wait=on_wait,
+        headless=not settings.headed,
+        slow_mo=settings.slow_mo,
     ) as browser:
         yield RunEnvironment(
             environ=dict(environ),
@@ -112,6 +117,15 @@ async def run_environment(
         )
 
 
+@dataclass(frozen=True)
+class Debug:
+    """``run --once --debug``: each step printed as it runs (one journey at a time, so the
+    output reads in order); ``step``: every journey ends after the step of that name."""
+
+    body_limit: int = 4096  # bytes of a failing response body or page text shown
+    step: str | None = None
+
+
 async def run_once(
     settings: Settings,
     journeys: Sequence[Journey],
@@ -120,20 +134,29 @@ async def run_once(
     junit: Path | None = None,
     environ: Mapping[str, str] | None = None,
     exporters: Mapping[str, Exporter] | None = None,
+    debug: Debug | None = None,
 ) -> list[RunResult]:
     """Run each journey once (bounded concurrency), print the table, write JUnit. Results
-    also go to ``exporters`` (the Pushgateway's, which pushes when closed)."""
+    also go to ``exporters`` (the Pushgateway's, which pushes when closed; a progress view,
+    started before the first run and closed before the table). With ``debug``, each step
+    is printed to ``out`` as it runs."""
     log = structlog.get_logger("journeyman")
     logs = LogExporter(log, settings.location)
     fanout = Fanout({"logs": logs, **(exporters or {})}, registry=CollectorRegistry(), logger=log)
-    limit = asyncio.Semaphore(settings.max_concurrency)
+    view = DebugView(out, debug.body_limit) if debug else None
+    limit = asyncio.Semaphore(1 if debug else settings.max_concurrency)
     environ = os.environ if environ is None else environ
-    async with fanout, run_environment(settings, environ) as env:
+    async with fanout, run_environment(settings, environ) as shared:
+        env = replace(shared, observer=view, body_limit=debug.body_limit if debug else 0)
 
         async def one(journey: Journey) -> RunResult:
+            journey, not_run = _until(journey, debug.step if debug else None)
             async with limit:
                 result = await run_journey(journey, env.for_journey(journey))
             fanout.export(result)
+            if view is not None:  # said only of a journey that got as far as the step
+                stopped = bool(result.steps) and result.steps[-1].name == journey.steps[-1].name
+                view.run_finished(result, not_run if stopped else ())
             return result
 
         results = list(await asyncio.gather(*(one(journey) for journey in journeys)))
@@ -141,6 +164,15 @@ async def run_once(
     if junit is not None:
         write_junit(results, junit)
     return results
+
+
+def _until(journey: Journey, step: str | None) -> tuple[Journey, tuple[str, ...]]:
+    """``journey`` ending after its step named ``step``, and the names of those cut."""
+    names = [s.name for s in journey.steps]
+    if step is None or step not in names:
+        return journey, ()
+    keep = names.index(step) + 1
+    return journey.model_copy(update={"steps": journey.steps[:keep]}), tuple(names[keep:])
 
 
 async def run_agent(

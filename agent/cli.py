@@ -21,8 +21,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
+from agent.cli_help import add_command, option_help
 from agent.language.loader import LoadResult, load
-from agent.language.schema import journey_file_schema
+from agent.language.schema import catalog_file_schema, journey_file_schema
 from agent.language.templating import DEFAULT_ALLOW_ENV, EnvAllowList
 from generators.rules import FORMATS, RulesOptions, build, render
 
@@ -48,76 +49,159 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="journeyman",
         description="Replay business journeys and measure what customers and partners feel.",
+        epilog="Each command explains itself: journeyman COMMAND --help",
+    )
+    parser.add_argument(
+        "--version", action=_Version, help="print the version of journeyman and exit"
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    validate = commands.add_parser("validate", help="check journey files; report every mistake")
+    validate = add_command(
+        commands, "validate", help="check journey files; report every mistake",
+        example="journeyman validate journeys/\njourneyman validate --require-env journeys/",
+    )  # fmt: skip
     validate.add_argument("paths", nargs="+", help="journey files or folders")
     validate.add_argument(
-        "--require-env", action="store_true", help="an unset ${env.NAME} is an error"
-    )
+        "--require-env", action="store_true",
+        help=option_help("an unset ${env.NAME} is an error, not a warning", default=False),
+    )  # fmt: skip
     _allow_env_option(validate)
     validate.set_defaults(handler=_validate)
 
-    schema = commands.add_parser("schema", help="print the JSON Schema of journey files")
+    schema = add_command(
+        commands, "schema", help="print the JSON Schema of journey files",
+        example="journeyman schema > journey.schema.json\n"
+        "journeyman schema --catalog > catalog.schema.json",
+    )  # fmt: skip
+    schema.add_argument(
+        "--catalog", action="store_true",
+        help=option_help("print the JSON Schema of catalog.yaml instead", default=False),
+    )  # fmt: skip
     schema.set_defaults(handler=_schema)
 
-    run = commands.add_parser("run", help="run journeys on their schedules (or --once)")
+    run = add_command(
+        commands, "run", help="run journeys on their schedules (or --once)",
+        example="journeyman run --once journeys/ --junit report.xml\n"
+        'journeyman run --once journeys/checkout.yaml --debug --step "log in"\n'
+        "journeyman run journeys/ --listen :9464 --data-dir /var/lib/journeyman",
+    )  # fmt: skip
     run.add_argument("paths", nargs="+", help="journey files or folders (and catalog.yaml)")
-    run.add_argument("--once", action="store_true", help="run each journey once, print a table")
-    run.add_argument("--junit", type=Path, help="with --once: write a JUnit XML report here")
+    run.add_argument(
+        "--once", action="store_true",
+        help=option_help("run each journey once, print a table, exit", default=False),
+    )  # fmt: skip
+    run.add_argument(
+        "--junit", type=Path, metavar="FILE",
+        help=option_help("with --once: write a JUnit XML report here", default=None),
+    )  # fmt: skip
     run.add_argument(
         "--push", metavar="URL", type=_http_url,
-        help="with --once: push each journey's metrics to this Pushgateway (PUT, grouped by "
-        "job/journey/location); a failed push exits 3 if the journeys passed",
+        help=option_help("with --once: push each journey's metrics to this Pushgateway (PUT, "
+        "grouped by job/journey/location); a failed push exits 3 if the journeys passed",
+        default=None),
     )  # fmt: skip
+    _debug_options(run)
     _agent_options(run)
     run.set_defaults(handler=_run)
 
-    demo = commands.add_parser("demo", help="the agent monitoring the bundled demo shop")
-    demo.add_argument("paths", nargs="*", default=["journeys"], help="default: journeys/")
+    demo = add_command(
+        commands, "demo", help="the agent monitoring the bundled demo shop",
+        example="journeyman demo\njourneyman demo --shop-port 0 --listen 127.0.0.1:0",
+    )  # fmt: skip
     demo.add_argument(
-        "--shop-port", type=_port, default=8080, help="demo shop port (0: any free one)"
+        "paths", nargs="*", default=["journeys"], help=option_help("", default="journeys/")
     )
+    demo.add_argument(
+        "--shop-port", type=_port, default=8080,
+        help=option_help("demo shop port (0: any free one)", default=8080),
+    )  # fmt: skip
     _agent_options(demo)
     demo.set_defaults(handler=_demo)
 
-    rules = commands.add_parser("rules", help="Prometheus rules from the journeys' SLOs")
+    rules = add_command(
+        commands, "rules", help="Prometheus rules from the journeys' SLOs",
+        example="journeyman rules journeys/ -o journeyman-rules.yml\n"
+        "journeyman rules journeys/ --format prometheus-operator -o rules.yaml",
+    )  # fmt: skip
     rules.add_argument("paths", nargs="+", help="journey files or folders (and catalog.yaml)")
-    rules.add_argument("-o", "--output", default="-", help="rules file (default: stdout)")
-    rules.add_argument("--format", choices=FORMATS, default="prometheus")
-    rules.add_argument("--name", default="journeyman-slos", help="PrometheusRule object name")
+    rules.add_argument(
+        "-o", "--output", default="-", help=option_help("rules file", default="- (stdout)")
+    )
+    rules.add_argument(
+        "--format", choices=FORMATS, default="prometheus",
+        help=option_help("a rules file, or a PrometheusRule object", default="prometheus"),
+    )  # fmt: skip
+    rules.add_argument(
+        "--name", default="journeyman-slos",
+        help=option_help("PrometheusRule object name", default="journeyman-slos"),
+    )  # fmt: skip
     for flag, default, text in _RULES_COUNTS:
-        rules.add_argument(flag, type=_at_least_one, default=default, help=text)
+        rules.add_argument(
+            flag, type=_at_least_one, default=default, help=option_help(text, default=default)
+        )
     rules.set_defaults(handler=_rules)
 
-    report = commands.add_parser(
-        "report", help="availability, budgets, incidents and what they cost, from the history"
-    )
+    report = add_command(
+        commands, "report",
+        help="availability, budgets, incidents and what they cost, from the history",
+        example="journeyman report --data-dir /var/lib/journeyman --since 24h\n"
+        "journeyman report --data-dir /var/lib/journeyman --format html -o report.html",
+    )  # fmt: skip
     report.add_argument(
         "--data-dir", type=Path, required=not os.environ.get("JOURNEYMAN_DATA_DIR"),
         default=os.environ.get("JOURNEYMAN_DATA_DIR") or None,
-        help="the agent's --data-dir (default: $JOURNEYMAN_DATA_DIR)",
+        help=option_help("the agent's --data-dir", default=None, env="JOURNEYMAN_DATA_DIR"),
     )  # fmt: skip
-    report.add_argument("--since", default="7d", help="how far back, e.g. 24h, 7d (default 7d)")
-    report.add_argument("--format", choices=["text", "html"], default="text")
-    report.add_argument("-o", "--output", default="-", help="file (default: stdout)")
+    report.add_argument(
+        "--since", default="7d", help=option_help("how far back, e.g. 24h, 7d", default="7d")
+    )
+    report.add_argument(
+        "--format", choices=["text", "html"], default="text",
+        help=option_help("", default="text"),
+    )  # fmt: skip
+    report.add_argument(
+        "-o", "--output", default="-", help=option_help("file", default="- (stdout)")
+    )
     report.set_defaults(handler=_report)
 
-    dashboard = commands.add_parser("dashboard", help="a Grafana dashboard of the journeys")
+    dashboard = add_command(
+        commands, "dashboard", help="a Grafana dashboard of the journeys",
+        example="journeyman dashboard journeys/ -o dashboard.json",
+    )  # fmt: skip
     dashboard.add_argument("paths", nargs="+", help="journey files or folders (and catalog.yaml)")
-    dashboard.add_argument("-o", "--output", default="-", help="JSON file (default: stdout)")
-    dashboard.add_argument("--title", default="Journeyman: business journeys")
-    dashboard.add_argument("--uid", default="journeyman", help="the dashboard's Grafana uid")
+    dashboard.add_argument(
+        "-o", "--output", default="-", help=option_help("JSON file", default="- (stdout)")
+    )
+    title = "Journeyman: business journeys"
+    dashboard.add_argument("--title", default=title, help=option_help("", default=title))
+    dashboard.add_argument(
+        "--uid", default="journeyman",
+        help=option_help("the dashboard's Grafana uid", default="journeyman"),
+    )  # fmt: skip
     dashboard.set_defaults(handler=_dashboard)
 
-    # Subcommands whose options live with their code (each module imports nothing heavy).
+    # Subcommands whose options live with their code (each module imports nothing heavy);
+    # they build their parsers with agent.cli_help.add_command and option_help too.
     from agent.record.command import add_parser as add_record
     from agent.scaffold.command import add_parser as add_init
 
     add_record(commands)
     add_init(commands)
     return parser
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed distribution's version, read only when asked (importing
+    importlib.metadata costs every other command start-up time)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> NoReturn:
+        from importlib.metadata import version
+
+        print(f"journeyman {version('journeyman')}")
+        parser.exit()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -149,21 +233,21 @@ def _count(name: str) -> Callable[[str], int]:
     return count
 
 
-def _seconds(name: str) -> Callable[[str], float]:
-    """Seconds >= 0, given as the option or as ``JOURNEYMAN_<name>``."""
+def _non_negative(unit: str, name: str = "") -> Callable[[str], float]:
+    """A number of ``unit`` >= 0, given as the option or (with ``name``) as
+    ``JOURNEYMAN_<name>``."""
+    also = f" (also as $JOURNEYMAN_{name})" if name else ""
 
-    def seconds(text: str) -> float:
+    def number(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             value = -1.0
         if not 0 <= value < float("inf"):
-            raise argparse.ArgumentTypeError(
-                f"must be a number of seconds >= 0 (also as $JOURNEYMAN_{name}), got {text!r}"
-            )
+            raise argparse.ArgumentTypeError(f"must be a number of {unit} >= 0{also}, got {text!r}")
         return value
 
-    return seconds
+    return number
 
 
 def _port(text: str) -> int:
@@ -183,62 +267,103 @@ def _listen(text: str) -> str:
     return text
 
 
+def _debug_options(parser: argparse.ArgumentParser) -> None:
+    """``run --once``'s options for following a journey step by step (docs/debugging.md)."""
+    parser.add_argument(
+        "--debug", action="store_true",
+        help=option_help("with --once: print each step as it runs (request, response, "
+        "outcome, duration; a failing body or page text), one journey at a time, then the "
+        "evidence files", default=False),
+    )  # fmt: skip
+    parser.add_argument(
+        "--debug-body-limit", type=_at_least_one, default=4096, metavar="BYTES",
+        help=option_help("with --debug: bytes of a failing response body or page text "
+        "shown", default=4096),
+    )  # fmt: skip
+    parser.add_argument(
+        "--step", metavar="NAME",
+        help=option_help("with --once: end each journey after its step of this name (implies "
+        "--debug)", default=None),
+    )  # fmt: skip
+    parser.add_argument(
+        "--headed", action="store_true",
+        help=option_help("with --once: show the browser's window (needs a display, $DISPLAY)",
+        default=False),
+    )  # fmt: skip
+    parser.add_argument(
+        "--slow-mo", type=_non_negative("milliseconds"), default=0.0, metavar="MS",
+        help=option_help("with --once: milliseconds the browser waits before each action",
+        default=0),
+    )  # fmt: skip
+
+
 def _agent_options(parser: argparse.ArgumentParser) -> None:
-    """Options of a running agent; each also reads a JOURNEYMAN_* environment variable."""
+    """Options of a running agent; each also reads a JOURNEYMAN_* environment variable,
+    whose value replaces the built-in default the help shows."""
 
-    def env(name: str, default: str) -> str:
-        return os.environ.get(f"JOURNEYMAN_{name}", default)
+    def option(
+        flag: str, name: str, default: str | None, text: str, shown: str = "", **kwargs: Any
+    ) -> None:
+        parser.add_argument(
+            flag, default=_env(name) or default,
+            help=option_help(text, default=shown or default, env=f"JOURNEYMAN_{name}"), **kwargs,
+        )  # fmt: skip
 
-    parser.add_argument("--location", default=env("LOCATION", "local"), help="label on series")
-    parser.add_argument(
-        "--listen", type=_listen, default=env("LISTEN", "127.0.0.1:9464"),
-        help="host:port of /metrics",
+    option("--location", "LOCATION", "local", "the location label on every series")
+    option(
+        "--listen", "LISTEN", "127.0.0.1:9464", "host:port of /metrics and the status page",
+        type=_listen, metavar="HOST:PORT",
     )  # fmt: skip
-    parser.add_argument(
-        "--max-concurrency", type=_count("MAX_CONCURRENCY"), default=env("MAX_CONCURRENCY", "8"),
-        help="runs in flight at most",
+    option(
+        "--max-concurrency", "MAX_CONCURRENCY", "8", "runs in flight at most",
+        type=_count("MAX_CONCURRENCY"),
     )  # fmt: skip
-    parser.add_argument(
-        "--max-browsers", type=_count("MAX_BROWSERS"), default=env("MAX_BROWSERS", "2"),
-        help="browser contexts open at most (about 2 saturate 2 cores)",
+    option(
+        "--max-browsers", "MAX_BROWSERS", "2",
+        "browser contexts open at most (about 2 saturate 2 cores)", type=_count("MAX_BROWSERS"),
     )  # fmt: skip
-    parser.add_argument(
-        "--shard", default=env("SHARD", "") or None,
-        help="I/N: run this replica's share only; auto: a StatefulSet pod's (ordinal from "
+    option(
+        "--shard", "SHARD", None,
+        "I/N: run this replica's share only; auto: a StatefulSet pod's (ordinal from "
         "JOURNEYMAN_SHARD_ORDINAL or the hostname NAME-ORDINAL, N from JOURNEYMAN_SHARD_COUNT)",
     )  # fmt: skip
-    parser.add_argument(
-        "--grace", type=_seconds("GRACE"), default=env("GRACE", "30"),
-        help="seconds runs in flight get to finish on SIGTERM",
+    option(
+        "--grace", "GRACE", "30", "seconds runs in flight get to finish on SIGTERM",
+        type=_non_negative("seconds", "GRACE"),
     )  # fmt: skip
-    parser.add_argument(
-        "--artifacts-dir", type=Path, default=env("ARTIFACTS_DIR", "") or None,
-        help="where screenshots, traces and page HTML of failed browser runs go",
+    option(
+        "--artifacts-dir", "ARTIFACTS_DIR", None,
+        "where screenshots, traces and page HTML of failed browser runs go (with --debug: a "
+        "new temporary folder)", type=Path,
     )  # fmt: skip
-    parser.add_argument(
-        "--browser-path", default=env("BROWSER", "") or None, help="Chromium executable"
-    )
-    parser.add_argument(
-        "--log-format", choices=["json", "console"], default=env("LOG_FORMAT", "json")
-    )
-    parser.add_argument(
-        "--log-level", type=_log_level, default=env("LOG_LEVEL", "info"),
-        help=f"one of {', '.join(_LOG_LEVELS)}",
+    option(
+        "--browser-path", "BROWSER", None, "Chromium executable",
+        shown="Playwright's own, then the system's chromium",
     )  # fmt: skip
-    parser.add_argument(
-        "--web.config.file", dest="web_config_file", type=Path,
-        default=env("WEB_CONFIG_FILE", "") or None,
-        help="exporter web configuration (TLS, basic auth, headers) for every endpoint",
+    option(
+        "--log-format", "LOG_FORMAT", "json", "log lines as JSON or for a console",
+        choices=["json", "console"],
+    )  # fmt: skip
+    option(
+        "--log-level", "LOG_LEVEL", None, "log to stderr from this level up",
+        shown="info; error for run --once and demo, whose output is their live view",
+        type=_log_level, choices=_LOG_LEVELS,
+    )  # fmt: skip
+    option(
+        "--web.config.file", "WEB_CONFIG_FILE", None,
+        "exporter web configuration (TLS, basic auth, headers) for every endpoint",
+        dest="web_config_file", type=Path,
     )  # fmt: skip
     parser.add_argument(
         "--web.protect-probes", dest="web_protect_probes", action="store_true",
-        default=env("WEB_PROTECT_PROBES", "").strip().lower() not in ("", "0", "false", "no"),
-        help="basic auth on /healthz and /readyz too (default: open, kubelets send none)",
+        default=_env("WEB_PROTECT_PROBES").strip().lower() not in ("", "0", "false", "no"),
+        help=option_help("basic auth on /healthz and /readyz too (off: open, kubelets send "
+        "none)", default=False, env="JOURNEYMAN_WEB_PROTECT_PROBES"),
     )  # fmt: skip
-    parser.add_argument(
-        "--data-dir", type=Path, default=env("DATA_DIR", "") or None,
-        help="where the run history is kept (SQLite; the status page and `report` read it); "
-        "default: in memory",
+    option(
+        "--data-dir", "DATA_DIR", None,
+        "where the run history is kept (SQLite; the status page and `report` read it)",
+        shown="none, in memory", type=Path,
     )  # fmt: skip
     _reach_options(parser)
 
@@ -246,9 +371,9 @@ def _agent_options(parser: argparse.ArgumentParser) -> None:
 def _allow_env_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-env", action="append", metavar="PATTERN",
-        help="environment variables journeys may read as ${env.NAME}, besides those their "
-        "secrets: read (repeatable; shell wildcards; env JOURNEYMAN_ALLOW_ENV, "
-        f"comma-separated; default: {','.join(DEFAULT_ALLOW_ENV)})",
+        help=option_help("environment variables journeys may read as ${env.NAME}, besides "
+        "those their secrets: read (repeatable; shell wildcards; the variable is "
+        "comma-separated)", default=",".join(DEFAULT_ALLOW_ENV), env="JOURNEYMAN_ALLOW_ENV"),
     )  # fmt: skip
 
 
@@ -257,22 +382,24 @@ def _reach_options(parser: argparse.ArgumentParser) -> None:
     _allow_env_option(parser)
     parser.add_argument(
         "--allow-hosts", action="append", metavar="RULES",
-        help="egress only to these CIDRs, addresses, host names or *.patterns (repeatable, "
-        "comma-separated; env JOURNEYMAN_ALLOW_HOSTS); default: anywhere but link-local "
-        "and metadata addresses",
+        help=option_help("egress only to these CIDRs, addresses, host names or *.patterns "
+        "(repeatable, comma-separated)", default="anywhere but link-local and metadata "
+        "addresses", env="JOURNEYMAN_ALLOW_HOSTS"),
     )  # fmt: skip
     parser.add_argument(
         "--deny-hosts", action="append", metavar="RULES",
-        help="no egress to these CIDRs, addresses, host names or *.patterns (repeatable, "
-        "comma-separated; env JOURNEYMAN_DENY_HOSTS)",
+        help=option_help("no egress to these CIDRs, addresses, host names or *.patterns "
+        "(repeatable, comma-separated)", default=None, env="JOURNEYMAN_DENY_HOSTS"),
     )  # fmt: skip
     parser.add_argument(
         "--uploads-dir", type=Path, default=_env("UPLOADS_DIR") or None,
-        help="the folder browser uploads may send files from (default: none, no uploads)",
+        help=option_help("the folder browser uploads may send files from", default="none, "
+        "no uploads", env="JOURNEYMAN_UPLOADS_DIR"),
     )  # fmt: skip
     parser.add_argument(
         "--ca-dir", type=Path, default=_env("CA_DIR") or None,
-        help="the folder verify: CA bundle paths may name (default: none, only true/false)",
+        help=option_help("the folder verify: CA bundle paths may name", default="none, only "
+        "true/false", env="JOURNEYMAN_CA_DIR"),
     )  # fmt: skip
 
 
@@ -354,44 +481,37 @@ def _print_problems(result: LoadResult, out: TextIO) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from agent.app import run_agent, run_once
+    from agent.app import run_agent
     from agent.logconfig import configure_logging
 
-    configure_logging(json=args.log_format == "json", level=args.log_level)
     try:
-        settings = _settings(args)
+        settings = _settings(args, headed=args.headed, slow_mo=args.slow_mo)
         _check_junit(args.junit)
+        _check_once_options(args)
     except ValueError as error:
         print(f"journeyman: {error}", file=sys.stderr)
         return EXIT_USAGE
-    if not args.once:
-        if args.push:
-            print("journeyman: --push needs --once (an agent is scraped)", file=sys.stderr)
-            return EXIT_USAGE
-        return _until_signalled(lambda stop: run_agent(settings, stop))
-    loaded = load(settings.paths, environ=os.environ, allow_env=EnvAllowList(settings.allow_env))
-    bad_files = _print_problems(loaded, sys.stderr)
-    journeys = [j.journey for j in loaded.journeys if settings.shard is None
-                or settings.shard.owns(j.journey.journey)]  # fmt: skip
-    pusher = None
-    if args.push:
-        from exporters.pushgateway import PushgatewayExporter
+    if args.once:
+        from agent.once_command import run_once_command
 
-        pusher = PushgatewayExporter(args.push, settings.location, journeys)
-    extra = {"pushgateway": pusher} if pusher else None
-    results = asyncio.run(
-        run_once(settings, journeys, sys.stdout, junit=args.junit, exporters=extra)
-    )
-    failures = pusher.failures() if pusher else {}
-    for journey, why in failures.items():
-        print(f"journeyman: push of {journey} to {args.push} failed: {why}", file=sys.stderr)
-    if bad_files or not journeys:
-        return EXIT_USAGE
-    if not all(result.ok for result in results):
-        return EXIT_FAILED
-    return EXIT_PUSH if failures else EXIT_OK
+        return run_once_command(args, settings)
+    configure_logging(json=args.log_format == "json", level=args.log_level or "info")
+    return _until_signalled(lambda stop: run_agent(settings, stop))
+
+
+def _check_once_options(args: argparse.Namespace) -> None:
+    """Options that only make sense with ``--once`` are refused without it; ``--headed``
+    needs a display to open a window on."""
+    given = [flag for flag, value in (("--push", args.push), ("--debug", args.debug),
+             ("--step", args.step), ("--headed", args.headed), ("--slow-mo", args.slow_mo))
+             if value]  # fmt: skip
+    if given and not args.once:
+        raise ValueError(f"{given[0]} needs --once (an agent runs unattended)")
+    if args.headed and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise ValueError(
+            "--headed needs a display to show the browser on, and $DISPLAY is not set "
+            "(run without --headed, or under xvfb-run)"
+        )
 
 
 def _http_url(text: str) -> str:
@@ -411,7 +531,8 @@ def _demo(args: argparse.Namespace) -> int:
     from agent.demo.command import run_demo
     from agent.logconfig import configure_logging
 
-    configure_logging(json=args.log_format == "json", level="error")  # the live view speaks
+    # the live view speaks: logs (stderr) from errors up unless asked
+    configure_logging(json=args.log_format == "json", level=args.log_level or "error")
     try:
         settings = _settings(args, console=sys.stdout)
     except ValueError as error:
@@ -457,20 +578,20 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    print(json.dumps(journey_file_schema(), indent=2))
+    print(json.dumps(catalog_file_schema() if args.catalog else journey_file_schema(), indent=2))
     return EXIT_OK
 
 
 _RULES_COUNTS = (
-    ("--min-failed-runs", 2, "a page needs at least this many bad runs (default 2)"),
+    ("--min-failed-runs", 2, "a page needs at least this many bad runs"),
     (
         "--min-failing-locations",
         2,
         "K of N: a page needs K locations burning, capped at the N reporting; for journeys "
-        "whose slo sets no min_failing_locations (default 2)",
+        "whose slo sets no min_failing_locations",
     ),
-    ("--no-data-intervals", 3, "no-data alert after this many missed runs (default 3)"),
-    ("--locations", 1, "locations running each journey, for the arithmetic (default 1)"),
+    ("--no-data-intervals", 3, "no-data alert after this many missed runs"),
+    ("--locations", 1, "locations running each journey, for the arithmetic"),
 )
 
 

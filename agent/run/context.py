@@ -18,11 +18,11 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from agent.language.templating import EnvAllowList, JourneyEnviron, Masker, Template, references
 from agent.run.egress import EgressPolicy
-from agent.run.results import FailureReason, Measurement
+from agent.run.results import Exchange, FailureReason, Measurement, StepResult
 from agent.run.tls import TlsContexts
 from agent.steps.kind import Unit
 
@@ -38,6 +38,7 @@ __all__ = [
     "StepContext",
     "StepFailed",
     "StepFunction",
+    "StepObserver",
     "StepRecord",
     "ca_bundle",
     "confined",
@@ -65,6 +66,7 @@ class StepRecord:
     duration: float | None = None  # set by kinds that time themselves more exactly
     measurements: dict[tuple[str, str], Measurement] = field(default_factory=dict)
     artifacts: list[str] = field(default_factory=list)
+    exchanges: list[Exchange] = field(default_factory=list)  # masked by the kind
 
     def set(self, group: str, name: str, value: float, unit: Unit) -> None:
         """Record ``value`` as the measurement ``group``/``name`` (replacing any earlier)."""
@@ -84,6 +86,14 @@ class StepRecord:
         return None if found is None else found.value
 
 
+class StepObserver(Protocol):
+    """Told of each step as a run goes (``run --once --debug``); called on the event loop."""
+
+    def step_started(self, journey: str, step: str, kind: str) -> None: ...
+
+    def step_finished(self, journey: str, result: StepResult) -> None: ...
+
+
 @dataclass(frozen=True)
 class RunEnvironment:
     """Agent-wide things runs share: built once by the entry point, passed down."""
@@ -98,6 +108,8 @@ class RunEnvironment:
     egress: EgressPolicy = field(default_factory=EgressPolicy)
     uploads_dir: Path | None = None  # browser uploads only from here; None: none
     ca_dir: Path | None = None  # verify: CA bundle paths only from here; None: none
+    observer: StepObserver | None = None  # run --once --debug: each step as it goes
+    body_limit: int = 0  # bytes of each response body an HTTP step keeps; 0: none
 
     def for_journey(self, journey: Journey) -> RunEnvironment:
         """This environment as ``journey`` may see it: of the agent's environment variables,

@@ -13,7 +13,15 @@ from enum import StrEnum
 
 from agent.steps.kind import Unit
 
-__all__ = ["FailureReason", "Measurement", "Outcome", "RunIds", "RunResult", "StepResult"]
+__all__ = [
+    "Exchange",
+    "FailureReason",
+    "Measurement",
+    "Outcome",
+    "RunIds",
+    "RunResult",
+    "StepResult",
+]
 
 
 class FailureReason(StrEnum):
@@ -74,6 +82,20 @@ class Measurement:
 
 
 @dataclass(frozen=True, slots=True)
+class Exchange:
+    """One HTTP request and its response as a step saw them, masked (``run --debug``).
+    ``body`` is the start of the response body, kept only when the run asks for it
+    (``RunEnvironment.body_limit``); ``size`` is the bytes read of it."""
+
+    method: str
+    url: str
+    status: int
+    content_type: str
+    size: int
+    body: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StepResult:
     """One step of one attempt."""
 
@@ -86,6 +108,7 @@ class StepResult:
     message: str = ""  # what was expected and what was seen (masked)
     measurements: tuple[Measurement, ...] = ()
     artifacts: tuple[str, ...] = ()  # paths of files written for this step
+    exchanges: tuple[Exchange, ...] = ()  # HTTP steps: each request (redirect hop) sent
 
     def values(self, group: str) -> dict[str, float]:
         """The measurements of ``group`` by name (``{"connect": 0.002, ...}``)."""

@@ -134,10 +134,17 @@ async def _attempt(journey: Journey, env: RunEnvironment, ids: RunIds) -> _Attem
     started = loop.time()
     masker = Masker()
     done = _Attempt([], 0.0, masker)
+    observer = env.observer
+
+    def keep(result: StepResult) -> None:
+        done.steps.append(result)
+        if observer is not None:
+            observer.step_finished(journey.journey, result)
+
     try:
         ctx = _context(journey, env, ids, masker)
     except MissingValue as error:
-        done.steps.append(_setup_failure(str(error)))
+        keep(_setup_failure(str(error)))
         return done
     timeout = journey.schedule.timeout
     agent_deadline = started + timeout  # all the agent's own waiting must end by then
@@ -147,8 +154,10 @@ async def _attempt(journey: Journey, env: RunEnvironment, ids: RunIds) -> _Attem
         for step in journey.effective_steps():
             if loop.time() >= journey_deadline:  # after a step that was allowed to fail
                 message = f"not run: the journey timeout ({timeout:g}s) had passed"
-                done.steps.append(_not_run(ctx, step, message))
+                keep(_not_run(ctx, step, message))
                 break
+            if observer is not None:
+                observer.step_started(journey.journey, step.name, step.kind_name)
             kind = KINDS_BY_NAME[step.kind_name]
             prepare, run = run_functions(kind)
             ctx.record = StepRecord()
@@ -156,7 +165,7 @@ async def _attempt(journey: Journey, env: RunEnvironment, ids: RunIds) -> _Attem
                 try:
                     wait = await _prepare(prepare, step, ctx, agent_deadline)
                 except StepFailed as failure:
-                    done.steps.append(_failed_before(ctx, step, failure))
+                    keep(_failed_before(ctx, step, failure))
                     if step.continue_on_failure:
                         continue
                     break
@@ -172,13 +181,13 @@ async def _attempt(journey: Journey, env: RunEnvironment, ids: RunIds) -> _Attem
                 journey_deadline += kept  # and the next step's wait keeps its allowance:
                 agent_deadline += kept
                 result = replace(result, artifacts=tuple(ctx.record.artifacts))
-            done.steps.append(result)
+            keep(result)
             if not result.ok and not step.continue_on_failure:
                 break
     except _AgentBusy as busy:
         done.not_started = True
         waited += busy.waited
-        done.steps.append(_busy(ctx, step, str(busy)))
+        keep(_busy(ctx, step, str(busy)))
     finally:
         await _close(ctx)
     done.duration = loop.time() - started - waited
@@ -296,6 +305,7 @@ def _step_result(
         message=ctx.masker(message),
         measurements=tuple(record.measurements.values()),
         artifacts=tuple(record.artifacts),
+        exchanges=tuple(record.exchanges),
     )
 
 
