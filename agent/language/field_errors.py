@@ -72,7 +72,7 @@ def field_errors(
     """
     grouped: dict[Path, list[ErrorDetails]] = {}
     for details in error.errors():
-        grouped.setdefault(_path(details, data), []).append(details)
+        grouped.setdefault(_path(details, data, model), []).append(details)
     grouped = _real_problems(grouped, data, model)
     return [
         _error(group, path, data, model, reveal=not (path and path[0] in secret_fields))
@@ -120,25 +120,25 @@ def suggest(name: object, choices: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _path(details: ErrorDetails, data: Any) -> Path:
+def _path(details: ErrorDetails, data: Any, model: type[BaseModel]) -> Path:
     loc = tuple(details["loc"]) + tuple(details.get("ctx", {}).get("at", ()))
-    if details["type"] == "missing":
-        return (*_resolve(loc[:-1], data), loc[-1])
-    return _resolve(loc, data)
+    if details["type"] == "missing":  # its parent is the mapping whose model has the field
+        name = loc[-1]
+        parents = _resolve(loc[:-1], data)
+        owner = [p for p in parents if name in _field_names(model, p, data, by_kind=False)]
+        return (*(owner or parents)[0], name)
+    return _resolve(loc, data)[0]
 
 
-def _resolve(loc: tuple[Any, ...], data: Any) -> Path:
-    """The path in ``data`` that ``loc`` names, skipping union tags and type names.
+def _resolve(loc: tuple[Any, ...], data: Any) -> list[Path]:
+    """The paths in ``data`` that ``loc`` may name, skipping union tags and type names,
+    the likeliest first.
 
-    A tag can also be a key (``http`` is both), so every reading is tried: the best one
+    A tag can also be a key (``tcp`` is both), so every reading is tried: the best one
     matches the last element of ``loc`` and as many elements as possible.
     """
-    best: tuple[tuple[bool, int], Path] = ((False, -1), ())
-    for path, last_matched in _readings(loc, data):
-        score = (last_matched, len(path))
-        if score > best[0]:
-            best = (score, path)
-    return best[1]
+    scored = {path: (last_matched, len(path)) for path, last_matched in _readings(loc, data)}
+    return sorted(scored, key=lambda path: scored[path], reverse=True) or [()]
 
 
 def _readings(loc: tuple[Any, ...], node: Any) -> Iterator[tuple[Path, bool]]:
