@@ -58,9 +58,13 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Benchmarks print figures (ratios against a baseline measured in the same run).
+# Benchmarks (docs/performance.md): every bench in its quick mode (about 7 minutes), then
+# one table of ratios against anchors measured in the same run, also as markdown here:
+BENCH_TABLE ?= .cache/bench-table.md
 bench: $(BIN)/.installed system-deps
-	for b in bench/*.py; do echo "== $$b"; $(BIN)/python -m bench.$$(basename $$b .py) || exit 1; done
+	./scripts/bench-deps
+	mkdir -p $(dir $(BENCH_TABLE))
+	$(BIN)/python -m bench.all --markdown $(BENCH_TABLE)
 
 # The agent image, built with podman on a local Debian base (docs/deploy.md).
 image: image-deps
