@@ -71,3 +71,17 @@ def test_tab_anywhere_in_the_indentation_is_named() -> None:
     assert syntax_hint(lines, 4, 1, None) == Hint(
         3, 3, "YAML does not allow tabs for indentation; use spaces"
     )
+
+
+def test_catalog_values_cut_by_a_comment_are_hinted_too(tmp_path: Path) -> None:
+    """catalog.yaml gets the same '#' hints: on the error it causes, or as a warning."""
+    (tmp_path / "catalog.yaml").write_text(
+        "business_processes:\n  - id: order-to-cash\n    name: Orders #1\n    owner: #web\n",
+        encoding="utf-8",
+    )
+    result = load([tmp_path / "catalog.yaml"])
+    assert [p.message for p in result.errors] == [
+        "must be a string, got nothing ('#' starts a comment, so the value is empty: write it "
+        "in quotes, '#web')"
+    ]
+    assert [(p.line, p.path) for p in result.warnings] == [(3, "business_processes[0].name")]

@@ -202,6 +202,7 @@ class _Draft:
         if found:
             catalog = self._validate(Catalog, found[0].data, found[0].marks, ())
             self.catalog = catalog if isinstance(catalog, Catalog) else None
+            self._unused_hints(found[0].marks, found[0])
         elif not self.problems:
             self.add(None, (), "the catalog is empty")
 

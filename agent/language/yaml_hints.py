@@ -23,10 +23,9 @@ from typing import Any
 
 __all__ = ["Hint", "colon_hint", "comment_hint", "syntax_hint"]
 
-# key:value with no space after the colon; not a URL (http://...), nor a time (a key
-# starts with a letter)
-_NO_SPACE = re.compile(r"^([A-Za-z_][\w.-]*):(?!//)(\S[^#]*?)\s*(?:\s#.*)?$")
-_LINE_NO_SPACE = re.compile(r"^(\s*(?:-\s+)?)([A-Za-z_][\w.-]*):(?!//)(\S[^#]*?)\s*(?:\s#.*)?$")
+# [indentation and '- '] key:value with no space after the colon; not a URL (http://...),
+# nor a time (a key starts with a letter)
+_NO_SPACE = re.compile(r"^(\s*(?:-\s+)?)([A-Za-z_][\w.-]*):(?!//)(\S[^#]*?)\s*(?:\s#.*)?$")
 _SEPARATOR = re.compile(r"[^\s:]:\s+")  # the ': ' after a key
 _COMMENT_STARTED = re.compile(r"^\s*#(\S+)")
 _TAB_MESSAGE = "YAML does not allow tabs for indentation; use spaces"
@@ -44,9 +43,11 @@ class Hint:
 def colon_hint(value: Any) -> str | None:
     """For a string read where a mapping was expected: ``every:5m`` lacks its space."""
     match = _NO_SPACE.match(value) if isinstance(value, str) else None
-    if match is None:
-        return None
-    return f"a space must follow ':' to make a mapping: write {match[1]}: {match[2]}"
+    return _space_message(match) if match and not match[1] else None
+
+
+def _space_message(match: re.Match[str]) -> str:
+    return f"a space must follow ':' to make a mapping: write {match[2]}: {match[3]}"
 
 
 def comment_hint(rest: str, value: Any) -> str | None:
@@ -56,10 +57,11 @@ def comment_hint(rest: str, value: Any) -> str | None:
     A comment whose ``#`` is followed by a space is taken as meant.
     """
     comment = _COMMENT_STARTED.match(rest)
-    if comment is None or (value not in (None, "") and not rest[:1].isspace()):
+    empty = value in (None, "")
+    if comment is None or (not empty and not rest[:1].isspace()):
         return None
     written = comment[1]
-    if value in (None, ""):
+    if empty:
         return f"'#' starts a comment, so the value is empty: write it in quotes, '#{written}'"
     return (
         f"' #' starts a comment, so the value stops at {value!r}: write it in quotes to keep "
@@ -70,7 +72,9 @@ def comment_hint(rest: str, value: Any) -> str | None:
 def syntax_hint(lines: list[str], line: int, column: int, context_line: int | None) -> Hint | None:
     """The likely mistake behind a YAML syntax error reported at ``line``:``column``
     (``context_line``: where the construct the parser was reading began), or None."""
-    if not 1 <= line <= len(lines):  # past the end: the culprit is on a line before
+    if not lines:
+        return None
+    if line > len(lines):  # past the end: the culprit is on a line before
         return _tab(lines, len(lines)) or _missing_space(lines, len(lines), context_line)
     return (
         _tab(lines, line)
@@ -97,6 +101,7 @@ def _colon_in_value(text: str, line: int, column: int) -> Hint | None:
     if not separators:
         return None
     start = separators[-1].end()
+    # the key is the last flow item's, or the line's: `- key`, `{a: 1, key`
     key = text[: separators[-1].start() + 1].split("{")[-1].split(",")[-1].strip(" -")
     in_flow = "{" in text[:start]
     end = min((i for i in (text.find(c, at) for c in ",}") if i >= 0), default=len(text))
@@ -112,11 +117,9 @@ def _missing_space(lines: list[str], line: int, context_line: int | None) -> Hin
     """``every:5m`` on the error's line or the line(s) just before it."""
     first = min(context_line or line, _previous(lines, line) or line)
     for number in range(line, first - 1, -1):
-        match = _LINE_NO_SPACE.match(lines[number - 1])
+        match = _NO_SPACE.match(lines[number - 1])
         if match:
-            column = len(match[1]) + len(match[2]) + 1
-            message = f"a space must follow ':' to make a mapping: write {match[2]}: {match[3]}"
-            return Hint(number, column, message)
+            return Hint(number, len(match[1]) + len(match[2]) + 1, _space_message(match))
     return None
 
 
