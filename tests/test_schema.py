@@ -91,12 +91,14 @@ def test_misspelt_field_is_reported_inside_the_http_step() -> None:
 def test_unknown_action_and_step_kind_are_named() -> None:
     """A misspelt browser action, or step kind, is named with the keys that are allowed."""
     browser = {"name": "pay", "browser": [{"goto": "http://127.0.0.1:8080/"}, {"clik": "#pay"}]}
-    (named, _none_given) = errors(journey_file_schema(), journey_with(**browser))
+    (named,) = errors(journey_file_schema(), journey_with(**browser))
     assert named[:2] == (["steps", 0, "browser", 1], "enum")
     assert named[2].startswith("'clik' is not one of ['goto', 'click', 'fill',")
     kind = {"name": "home", "htp": {"get": "http://127.0.0.1:8080/"}}
-    (named, _none_given) = errors(journey_file_schema(), journey_with(**kind))
+    (named,) = errors(journey_file_schema(), journey_with(**kind))
     assert named[2].startswith("'htp' is not one of ['http', 'browser', 'tcp', 'name',")
+    (missing,) = errors(journey_file_schema(), journey_with(name="home"))
+    assert missing[:2] == (["steps", 0], "anyOf")  # no stray key: the kind key is missing
 
 
 def test_union_of_types_reports_inside_the_branch_that_fits() -> None:

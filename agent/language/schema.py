@@ -102,16 +102,18 @@ class _Rewriter:
             if not own:
                 return None
             keys.append(own[0])
-        known = [p for m in models for p in (m or {}).get("properties", {}) if p not in keys]
+        known = [p for m in models for p in (m or {}).get("properties", {})]
+        names = {"propertyNames": {"enum": list(dict.fromkeys(keys + known))}}
         return {
             "type": "object",
             "description": f"Has exactly one of: {', '.join(keys)}",
             "properties": self._proposals(keys, models),
-            # with none of the keys: name the stray ones (a misspelt key), and say so
+            # with none of the keys: name a stray (misspelt) key, or else say one is missing
             "if": {"anyOf": [{"required": [key]} for key in keys]},
             "else": {
-                "propertyNames": {"enum": list(dict.fromkeys(keys + known))},
-                "anyOf": [{"required": [key]} for key in keys],
+                "if": names,
+                "then": {"anyOf": [{"required": [key]} for key in keys]},
+                "else": names,
             },
             "allOf": [
                 {"if": {"type": "object", "required": [key]}, "then": branch}
