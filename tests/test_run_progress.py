@@ -10,6 +10,7 @@ import json
 import os
 import pty
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -146,3 +147,40 @@ async def test_a_log_line_prints_above_the_live_table_never_inside() -> None:
     stream.write("after\n")
     assert screen.getvalue().endswith("\x1b[2F\x1b[J")
     assert logs.getvalue().endswith("after\n")
+
+
+async def test_demo_stdout_is_its_banner_then_live_lines_in_time_order(tmp_path: Path) -> None:
+    """`journeyman demo` as a process: stdout holds the banner and then only live lines,
+    each stamped no earlier than the one before; stderr holds no log event."""
+    often = OK.replace("steps:", "schedule: {every: 2s, timeout: 1s}\nsteps:")
+    (tmp_path / "ok.yaml").write_text(
+        often.replace("${env.JOURNEY_BASE}/ok", "${env.JOURNEY_SHOP_URL}/")
+    )
+    (tmp_path / "other.yaml").write_text(
+        often.replace("healthy", "also-healthy").replace(
+            "${env.JOURNEY_BASE}/ok", "${env.JOURNEY_SHOP_URL}/login"
+        )
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", "demo", str(tmp_path), "--shop-port", "0",
+        "--listen", "127.0.0.1:0", cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    lines: list[str] = []
+    live = re.compile(r"^\d\d:\d\d:\d\d (OK  |FAIL) ")
+    while sum(bool(live.match(line)) for line in lines) < 3:  # runs that overlap
+        line = await asyncio.wait_for(process.stdout.readline(), 60)
+        assert line, lines
+        lines.append(line.decode().rstrip("\n"))
+    process.send_signal(signal.SIGINT)
+    rest, err = await asyncio.wait_for(process.communicate(), 30)
+    lines += rest.decode().splitlines()
+    assert process.returncode == 0
+    banner_end = lines.index("Live runs (one line each):")
+    shown = lines[banner_end + 1 :]
+    assert shown
+    assert all(live.match(line) for line in shown), shown
+    clocks = [line[:8] for line in shown]
+    assert clocks == sorted(clocks)
+    assert err.decode() == ""
