@@ -22,12 +22,15 @@ every 5 s), so both arms see the same machine and the same agent. Per window:
 - per scrape: duration and size (gzipped, and inflated).
 
 Each arm prints the median [min..max] over its windows, and the lag pooled over all its
-runs. Then, within the time budget, a few shorter probes (a fresh agent, scraped
-windows only) look for the largest N whose lag p99 stays under 25 ms with scrapes.
+runs. Memory per journey: the PSS this process gained from before the agent started to
+the end of its windows, divided by N. Then, within the time budget, shorter probes (a
+fresh agent, scraped windows only) look for the largest N whose lag p99 stays under
+25 ms with scrapes: halving or growing by half until bracketed, then bisection to 5%.
 
-Run: ``PYTHONPATH=. .venv/bin/python bench/scale.py [--journeys N] [--windows K]
-[--budget SECONDS]`` (``make bench`` runs the defaults: 1,000 journeys, 6 windows per
-arm, about 4 minutes in all).
+Run: ``.venv/bin/python -m bench.scale [--quick] [--journeys N] [--windows K]
+[--budget SECONDS]`` (defaults: 1,000 journeys, 6 windows per arm, 230 s in all;
+``--quick``, as ``make bench`` runs it: 2 windows per arm, 150 s; for the bisection to
+converge give it ``--budget 900``).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from agent.language.model import Journey
 from agent.logconfig import configure_logging
 from agent.run.results import RunResult
 from agent.schedule.scheduler import Scheduler
+from bench.common import Row, bench_arguments, load_average, pss_mb, quantile, spread, write_rows
 
 INTERVAL = 15.0  # every journey runs once per interval
 WINDOW = 10.0
@@ -142,13 +146,6 @@ class Window:
         return sum(lag > LATE for lag in self.lags) / max(len(self.lags), 1)
 
 
-def quantile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 class Probe:
     """Where the measurements of the current window go."""
 
@@ -214,10 +211,12 @@ def gc_watched(probe: Probe) -> Iterator[None]:
 
 async def measure_agent(
     count: int, target: str, arms: list[str], scraper: Connection, warm_up: float
-) -> list[Window]:
-    """Start an agent with ``count`` journeys, warm up, then one window per arm listed."""
+) -> tuple[list[Window], float]:
+    """Start an agent with ``count`` journeys, warm up, then one window per arm listed.
+    Also: the PSS the agent added to this process by the end of its windows, in MB."""
     probe = Probe()
     windows: list[Window] = []
+    before = pss_mb([os.getpid()])
     with tempfile.TemporaryDirectory() as folder, gc_watched(probe):
         write_journeys(Path(folder), count, target)
         settings = agent.app.Settings(paths=(Path(folder),), listen="127.0.0.1:0", location="bench")
@@ -245,20 +244,14 @@ async def measure_agent(
                     else:
                         window.scrapes.append(answer)
                 windows.append(window)
+            grown = pss_mb([os.getpid()]) - before
             stop.set()
             stalls.cancel()
             await running
-    return windows
+    return windows, grown
 
 
 # --- printing -------------------------------------------------------------------------------
-
-
-def spread(values: list[float], scale: float = 1.0, digits: int = 0) -> str:
-    if not values:
-        return "-"
-    low, mid, high = (v * scale for v in (min(values), statistics.median(values), max(values)))
-    return f"{mid:.{digits}f} [{low:.{digits}f}..{high:.{digits}f}]"
 
 
 def report(title: str, windows: list[Window], count: int) -> dict[str, float]:
@@ -289,9 +282,9 @@ def report(title: str, windows: list[Window], count: int) -> dict[str, float]:
             f"  {arm:<11} {spread([w.p(0.5) for w in mine], 1000, 1):<18} "
             f"{spread([w.p(0.99) for w in mine], 1000, 1):<24} "
             f"{spread([w.late() for w in mine], 100, 2):<18} "
-            f"{spread([len(w.lags) / due for w in mine], 100):<15} "
+            f"{spread([len(w.lags) / due for w in mine], 100, 0):<15} "
             f"{spread([w.cores for w in mine], 1, 2):<18} {gc_text:<29} "
-            f"{spread([w.stall for w in mine], 1000)}"
+            f"{spread([w.stall for w in mine], 1000, 0)}"
         )
     print("  lag p99 over all runs of the arm (pooled): "
           + ", ".join(f"{arm} {p99 * 1000:.1f} ms" for arm, p99 in pooled.items()))  # fmt: skip
@@ -310,10 +303,6 @@ def report(title: str, windows: list[Window], count: int) -> dict[str, float]:
     return pooled
 
 
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 async def main(args: argparse.Namespace) -> None:
     context = multiprocessing.get_context("spawn")
     port_in, port_out = context.Pipe(duplex=False)
@@ -329,12 +318,23 @@ async def main(args: argparse.Namespace) -> None:
               f"target on loopback answering in ~1 ms, {os.cpu_count()} cores, "
               f"load average {load_average()} (1, 5, 15 min)")  # fmt: skip
         arms = ["no scrapes", "scraped"] * args.windows
-        windows = await measure_agent(args.journeys, url, arms, ours, warm_up=INTERVAL + 5)
+        windows, grown = await measure_agent(args.journeys, url, arms, ours, warm_up=INTERVAL + 5)
         pooled = report(f"N = {args.journeys}, arms interleaved:", windows, args.journeys)
         base, scraped = pooled["no scrapes"], pooled["scraped"]
         print(f"  lag p99 scraped / not scraped (pooled): {scraped / base:.2f}x")
-        await search(args, url, ours, started, passed=scraped < GOAL)
+        print(f"  memory: the agent added {grown:.0f} MB PSS to this process, "
+              f"{grown * 1024 / args.journeys:.0f} kB per journey")  # fmt: skip
+        largest = await search(args, url, ours, started, passed=scraped < GOAL)
         print(f"load average at the end: {load_average()}; took {time.monotonic() - started:.0f} s")
+        what = f"{args.journeys} journeys x 3 HTTP steps @15 s"
+        write_rows(args.rows, [
+            Row("scale", f"scheduler lag p99, {what}, scraped every 5 s", scraped * 1e3,
+                "the same agent, no scrapes", base * 1e3, "ms", "< 25 ms, 1.0x"),
+            Row("scale", f"memory per journey (PSS growth / N), {what}",
+                grown * 1024 / args.journeys, "", float("nan"), "kB"),
+            Row("scale", "largest N (x 3 HTTP steps @15 s) with lag p99 < 25 ms, scraped",
+                float(largest or 0), "", float("nan"), "journeys", ">= 2,000"),
+        ])  # fmt: skip
     finally:
         ours.send(None)
         scraper.join(timeout=10)
@@ -343,8 +343,10 @@ async def main(args: argparse.Namespace) -> None:
 
 async def search(
     args: argparse.Namespace, url: str, scraper: Connection, started: float, passed: bool
-) -> None:
-    """Shorter probes (scraped windows only) for the largest N with lag p99 < 25 ms."""
+) -> int | None:
+    """Shorter probes (scraped windows only) for the largest N with lag p99 < 25 ms: up
+    or down by half until the goal is bracketed, then bisection, within the budget, to
+    within 5%. Returns the largest N that passed (None: none did)."""
     best, worst = (args.journeys, None) if passed else (None, args.journeys)
     probe_seconds = INTERVAL + 2 * WINDOW + 10  # warm-up, two windows, start and stop
     while time.monotonic() - started + probe_seconds < args.budget:
@@ -356,7 +358,9 @@ async def search(
             count = (best + worst) // 2
         if count in (best, worst) or count < 10:
             break
-        windows = await measure_agent(count, url, ["scraped"] * 2, scraper, warm_up=INTERVAL)
+        if best is not None and worst is not None and worst - best <= 0.05 * best:
+            break
+        windows, _ = await measure_agent(count, url, ["scraped"] * 2, scraper, warm_up=INTERVAL)
         p99 = report(f"probe N = {count} (scraped only):", windows, count)["scraped"]
         if p99 < GOAL:
             best = count
@@ -367,14 +371,18 @@ async def search(
     else:
         above = f", {worst} did not" if worst else ""
         print(f"largest N tried with lag p99 < {GOAL * 1000:.0f} ms, scraped: {best}{above}")
+    return best
 
 
 def _arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = bench_arguments(__doc__)
     parser.add_argument("--journeys", type=int, default=1000, help="journeys (3 steps each)")
-    parser.add_argument("--windows", type=int, default=6, help="windows of 10 s per arm")
-    parser.add_argument("--budget", type=float, default=230, help="seconds for everything")
-    return parser.parse_args()
+    parser.add_argument("--windows", type=int, help="windows of 10 s per arm (default 6, quick 2)")
+    parser.add_argument("--budget", type=float, help="seconds for everything (230, quick 150)")
+    args = parser.parse_args()
+    args.windows = args.windows or (2 if args.quick else 6)
+    args.budget = args.budget or (150.0 if args.quick else 230.0)
+    return args
 
 
 if __name__ == "__main__":
