@@ -418,3 +418,18 @@ def test_env_allow_list_takes_patterns_and_the_journeys_own_secrets(tmp_path: Pa
         "variables.base: environment variable SHOP_URL is not allowed"
     ]
     assert errors(None) == []
+
+
+def test_business_process_refused_by_the_model_is_reported_once(tmp_path: Path) -> None:
+    """A process that is not an id is one error (the model's), not also unknown to the
+    catalog; a journey with errors elsewhere still gets its catalog check."""
+    bad_id = GOOD.replace("order-to-cash", "Order To Cash")
+    elsewhere = GOOD.replace("checkout", "other").replace("order-to-cash", "order-to-csh")
+    elsewhere = elsewhere.replace("retries: 1", "retries: many")
+    write(tmp_path, {"catalog.yaml": CATALOG, "a.yaml": bad_id, "b.yaml": elsewhere})
+    result = load([tmp_path], environ=ENV)
+    assert [(p.file.name, p.path, p.message[:30]) for p in result.errors] == [
+        ("a.yaml", "business_process", "must be an id of lowercase let"),
+        ("b.yaml", "business_process", "unknown business process 'ord"),
+        ("b.yaml", "schedule.retries", "must be a whole number, got 'm"),
+    ]

@@ -169,6 +169,14 @@ class _Draft:
     def add_at(self, parsed: _Parsed, path: DataPath, message: str) -> None:
         self.add(parsed.marks.at(parsed.root + path), path, message)
 
+    def has_error_at(self, parsed: _Parsed, path: DataPath) -> bool:
+        at = parsed.marks.at(parsed.root + path)
+        return any(
+            (p.line, p.column, p.path) == (at.line, at.column, format_path(path))
+            for p in self.problems
+            if not p.warning
+        )
+
     def read(self, env: _EnvRules) -> None:
         try:
             text = self.path.read_text(encoding="utf-8")
@@ -334,11 +342,12 @@ def _check_processes(drafts: list[_Draft], catalog: Catalog) -> None:
     for draft in drafts:
         for parsed in draft.journeys:
             process = parsed.written("business_process")
-            if process is not None and process not in known:
-                hint = suggest(process, known) or f" (the catalog has: {', '.join(known)})"
-                draft.add_at(
-                    parsed, ("business_process",), f"unknown business process {process!r}{hint}"
-                )
+            where = ("business_process",)
+            # a process the model refused (not an id) is reported once, by the model
+            if process is None or process in known or draft.has_error_at(parsed, where):
+                continue
+            hint = suggest(process, known) or f" (the catalog has: {', '.join(known)})"
+            draft.add_at(parsed, where, f"unknown business process {process!r}{hint}")
 
 
 def _check_unique_ids(drafts: list[_Draft]) -> None:
