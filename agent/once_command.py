@@ -1,7 +1,8 @@
 """``journeyman run --once``: each journey once, a progress view, the table, an exit status.
 
 Progress: on a terminal a live table, one row per journey, redrawn as each run ends and
-erased before the final table; piped, one plain line per journey as it ends. With
+erased before the final table; piped (or more journeys than the terminal has lines), one
+plain line per journey as it ends. With
 ``--debug`` (or ``--step``), each step instead, as it runs (:mod:`agent.run.debug_view`).
 Logs go to stderr, from errors up unless ``--log-level`` asks for more: on a terminal
 they are printed above the live table, never inside it.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import sys
 import tempfile
 from dataclasses import replace
@@ -44,7 +46,8 @@ def run_once_command(args: argparse.Namespace, settings: Settings) -> int:
         settings = replace(settings, artifacts_dir=Path(tempfile.mkdtemp(prefix="journeyman-")))
     exporters: dict[str, Exporter] = {}
     logs: TextIO = sys.stderr
-    if debug is None and sys.stdout.isatty():
+    # a table taller than the terminal could not be redrawn in place: lines then
+    if debug is None and sys.stdout.isatty() and len(journeys) < shutil.get_terminal_size().lines:
         live = LiveTable(sys.stdout, [journey.journey for journey in journeys], logs=sys.stderr)
         exporters["progress"] = live
         logs = live.log_stream() if sys.stderr.isatty() else sys.stderr
