@@ -54,7 +54,7 @@ def test_error_past_the_last_line_points_at_the_mistake() -> None:
     missing space."""
     lines = ["steps:", "  - name: a", "    expect:status"]
     assert syntax_hint(lines, 4, 1, 3) == Hint(
-        3, 11, "a space must follow ':' to make a mapping: write expect: status"
+        3, 11, "a space must follow ':' to make a mapping", "expect: status"
     )
 
 
@@ -68,9 +68,11 @@ def test_a_line_that_lines_up_keeps_the_parsers_message() -> None:
 def test_tab_anywhere_in_the_indentation_is_named() -> None:
     """A tab after spaces, on a line above the error, is the hint, at the tab's column."""
     lines = ["journey: a", "schedule:", "  \tevery: 5m", "steps: []"]
-    assert syntax_hint(lines, 4, 1, None) == Hint(
-        3, 3, "YAML does not allow tabs for indentation; use spaces"
-    )
+    hint = syntax_hint(lines, 4, 1, None)
+    assert hint is not None
+    assert (hint.line, hint.column, hint.message) == (
+        3, 3, "YAML does not allow tabs for indentation; use spaces",
+    )  # fmt: skip
 
 
 def test_catalog_values_cut_by_a_comment_are_hinted_too(tmp_path: Path) -> None:
@@ -85,3 +87,21 @@ def test_catalog_values_cut_by_a_comment_are_hinted_too(tmp_path: Path) -> None:
         "in quotes, '#web')"
     ]
     assert [(p.line, p.path) for p in result.warnings] == [(3, "business_processes[0].name")]
+
+
+def test_hints_about_secrets_quote_nothing(tmp_path: Path) -> None:
+    """A hint on a line under secrets: says what to do without the value written there."""
+    steps = "steps:\n  - name: a\n    http: {get: 'http://127.0.0.1:8080/'}\n"
+    cases = {
+        "secrets:\n  token: hunter2: planted\n": "j.yaml:4:10: invalid YAML: a value "
+        "containing ': ' must be in quotes",
+        "secrets:\n  token:hunter2\n  pin: 1\n": "j.yaml:4:8: invalid YAML: a space must "
+        "follow ':' to make a mapping",
+        "secrets:\n  token: hunter2 #planted\n": "j.yaml:4:3: warning: secrets.token: ' #' "
+        "starts a comment, so the value stops before it: write it in quotes",
+        "secrets: token:hunter2\n": "j.yaml:3:1: secrets: must be a mapping, got a string",
+    }
+    for text, expected in cases.items():
+        messages = loaded(tmp_path, text + steps)
+        assert expected in messages, text
+        assert not any("hunter2" in m or "planted" in m for m in messages), messages

@@ -172,7 +172,7 @@ def _error(
     kinds = [d["type"] for d in group]
     if all(kind in _EXPECTED for kind in kinds):  # a union's branches, or one type error
         expected = _join_or(list(dict.fromkeys(_EXPECTED[kind] for kind in kinds)))
-        hint = _quote_hint(kinds, value) or _mapping_hint(expected, value)
+        hint = _quote_hint(kinds, value) or (_mapping_hint(expected, value) if reveal else "")
         return FieldError(path, f"must be {expected}, got {_describe(value, reveal)}{hint}")
     specific = [d for d in group if d["type"] not in _EXPECTED]  # more telling than types
     if specific[0]["type"] == "step_kind":

@@ -12,7 +12,8 @@ names the usual culprits at the line they are on:
   starts a comment and silently cuts the value short).
 
 It works on plain text and numbers (1-based lines and columns) and imports nothing of the
-language, so that :mod:`agent.language.yaml_marks` can use it while it builds.
+language, so that :mod:`agent.language.yaml_marks` can use it while it builds. A hint
+about a line under ``secrets:`` never quotes what is written there.
 """
 
 from __future__ import annotations
@@ -28,45 +29,51 @@ __all__ = ["Hint", "colon_hint", "comment_hint", "syntax_hint"]
 _NO_SPACE = re.compile(r"^(\s*(?:-\s+)?)([A-Za-z_][\w.-]*):(?!//)(\S[^#]*?)\s*(?:\s#.*)?$")
 _SEPARATOR = re.compile(r"[^\s:]:\s+")  # the ': ' after a key
 _COMMENT_STARTED = re.compile(r"^\s*#(\S+)")
+_SECRETS = re.compile(r"^\s*(?:-\s+)?secrets\s*:")
+_SPACE = "a space must follow ':' to make a mapping"
 _TAB_MESSAGE = "YAML does not allow tabs for indentation; use spaces"
 
 
 @dataclass(frozen=True, slots=True)
 class Hint:
-    """A likely mistake: where it is (1-based) and what to do about it."""
+    """A likely mistake: where it is (1-based), what to do about it, and the line as it
+    should be written (empty when the message says it all, or the line is a secret's)."""
 
     line: int
     column: int
-    message: str
+    advice: str
+    example: str = ""
+
+    @property
+    def message(self) -> str:
+        return f"{self.advice}: write {self.example}" if self.example else self.advice
 
 
 def colon_hint(value: Any) -> str | None:
     """For a string read where a mapping was expected: ``every:5m`` lacks its space."""
     match = _NO_SPACE.match(value) if isinstance(value, str) else None
-    return _space_message(match) if match and not match[1] else None
+    if match is None or match[1]:  # a value is not indented
+        return None
+    return Hint(1, 1, _SPACE, f"{match[2]}: {match[3]}").message
 
 
-def _space_message(match: re.Match[str]) -> str:
-    return f"a space must follow ':' to make a mapping: write {match[2]}: {match[3]}"
-
-
-def comment_hint(rest: str, value: Any) -> str | None:
+def comment_hint(rest: str, value: Any, *, reveal: bool = True) -> str | None:
     """For an unquoted value followed on its line by ``rest``: the ``#`` that cut it.
 
     ``click: #pay`` is an empty value and a comment; ``title: Order #123`` is ``Order``.
-    A comment whose ``#`` is followed by a space is taken as meant.
+    A comment whose ``#`` is followed by a space is taken as meant. With ``reveal`` false
+    (a secret), neither the value nor the comment is quoted.
     """
     comment = _COMMENT_STARTED.match(rest)
     empty = value in (None, "")
     if comment is None or (not empty and not rest[:1].isspace()):
         return None
-    written = comment[1]
+    written = f", '#{comment[1]}'" if reveal else ""
     if empty:
-        return f"'#' starts a comment, so the value is empty: write it in quotes, '#{written}'"
-    return (
-        f"' #' starts a comment, so the value stops at {value!r}: write it in quotes to keep "
-        f"'#{written}'"
-    )
+        return f"'#' starts a comment, so the value is empty: write it in quotes{written}"
+    kept = f" to keep '#{comment[1]}'" if reveal else ""
+    stops = f" at {value!r}" if reveal else " before it"
+    return f"' #' starts a comment, so the value stops{stops}: write it in quotes{kept}"
 
 
 def syntax_hint(lines: list[str], line: int, column: int, context_line: int | None) -> Hint | None:
@@ -75,13 +82,23 @@ def syntax_hint(lines: list[str], line: int, column: int, context_line: int | No
     if not lines:
         return None
     if line > len(lines):  # past the end: the culprit is on a line before
-        return _tab(lines, len(lines)) or _missing_space(lines, len(lines), context_line)
-    return (
-        _tab(lines, line)
-        or _colon_in_value(lines[line - 1], line, column)
-        or _missing_space(lines, line, context_line)
-        or _indentation(lines, line)
-    )
+        hint = _tab(lines, len(lines)) or _missing_space(lines, len(lines), context_line)
+    else:
+        hint = (
+            _tab(lines, line)
+            or _colon_in_value(lines[line - 1], line, column)
+            or _missing_space(lines, line, context_line)
+            or _indentation(lines, line)
+        )
+    if hint is not None and _under_secrets(lines, hint.line):
+        return Hint(hint.line, hint.column, hint.advice)
+    return hint
+
+
+def _under_secrets(lines: list[str], line: int) -> bool:
+    """Whether ``line`` is, or is inside, a ``secrets:`` mapping."""
+    numbers = [line, *(number for number, _ in _open_levels(lines, line).values())]
+    return any(_SECRETS.match(lines[number - 1]) for number in numbers)
 
 
 def _tab(lines: list[str], line: int) -> Hint | None:
@@ -106,11 +123,8 @@ def _colon_in_value(text: str, line: int, column: int) -> Hint | None:
     in_flow = "{" in text[:start]
     end = min((i for i in (text.find(c, at) for c in ",}") if i >= 0), default=len(text))
     value = text[start : end if in_flow else len(text)].split(" #")[0].strip()
-    return Hint(
-        line,
-        start + 1,
-        f"a value containing ': ' must be in quotes: write {key}: \"{value}\"",
-    )
+    advice = "a value containing ': ' must be in quotes"
+    return Hint(line, start + 1, advice, f'{key}: "{value}"')
 
 
 def _missing_space(lines: list[str], line: int, context_line: int | None) -> Hint | None:
@@ -119,7 +133,8 @@ def _missing_space(lines: list[str], line: int, context_line: int | None) -> Hin
     for number in range(line, first - 1, -1):
         match = _NO_SPACE.match(lines[number - 1])
         if match:
-            return Hint(number, len(match[1]) + len(match[2]) + 1, _space_message(match))
+            column = len(match[1]) + len(match[2]) + 1
+            return Hint(number, column, _SPACE, f"{match[2]}: {match[3]}")
     return None
 
 

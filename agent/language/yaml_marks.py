@@ -196,18 +196,18 @@ class _Builder:
                 continue
             marks.keys[key_path] = _position(key_node.start_mark)
             own[key] = self.build(value_node, key_path, marks)
-            hint = self._comment_hint(value_node, own[key])
+            hint = self._comment_hint(value_node, own[key], reveal="secrets" not in path[-1:])
             if hint:
                 marks.hints[key_path] = hint
         return merged | own
 
-    def _comment_hint(self, node: Node, value: Any) -> str | None:
+    def _comment_hint(self, node: Node, value: Any, *, reveal: bool) -> str | None:
         """For a plain scalar, a ``#`` right after it on its line that likely cut it."""
         if not isinstance(node, ScalarNode) or node.style not in (None, ""):
             return None
         end = node.end_mark
         rest = self._lines[end.line][end.column :] if end.line < len(self._lines) else ""
-        return comment_hint(rest, value)
+        return comment_hint(rest, value, reveal=reveal)
 
     def _merged(self, node: MappingNode, path: Path, marks: Marks) -> dict[Key, Any]:
         """The values of ``<<: *anchor`` merge keys; the mapping's own keys override them."""
