@@ -17,8 +17,8 @@ is read from /proc/PID/stat over the window (user + system, all threads):
 
 Steps are counted by the target: responses written within the window. "Reported minus
 true" is the duration each arm reports for a request minus the time the target held it
-(answer written minus request arrived); the agent's is its ``journey_step`` log line's
-``duration_seconds``, matched to the request by the trace id of its ``traceparent``.
+(answer written minus request arrived); the agent's is the step's duration in its
+``journey_run`` log line, matched to the request by the trace id of its ``traceparent``.
 Arms take turns in windows, their order rotating each round; every figure is the median
 [min..max] over the windows of an arm, durations pooled over all its requests.
 
@@ -71,6 +71,7 @@ class Window:
     steps: int = 0  # answers the target wrote within the window
     errors: list[float] = field(default_factory=list)  # reported minus true, seconds
     failed: int = 0
+    seconds: float = 0.0  # the window's length, as measured
 
     @property
     def cpu_per_step(self) -> float:
@@ -89,25 +90,27 @@ class Harness:
             return records
 
     async def scrape(self, url: str, seconds: float) -> None:
-        """GETs of /metrics every 5 s for ``seconds``, as Prometheus would."""
+        """GETs of /metrics every 5 s within ``seconds`` (the first after 2.5 s), as
+        Prometheus would."""
         headers = {"Accept": ACCEPT, "Accept-Encoding": "gzip"}
-        for _ in range(int(seconds // SCRAPE_EVERY) + 1):
-            await asyncio.sleep(min(SCRAPE_EVERY, seconds) / 2)
+        loop = asyncio.get_running_loop()
+        start, at = loop.time(), SCRAPE_EVERY / 2
+        while at < seconds:
+            await asyncio.sleep(start + at - loop.time())
             async with self.session.get(f"{url}/metrics", headers=headers) as response:
                 await response.read()
-            await asyncio.sleep(min(SCRAPE_EVERY, seconds) / 2)
+            at += SCRAPE_EVERY
 
 
 async def journeyman(h: Harness, seconds: float) -> Window:
     window, reported = Window("journeyman"), {}
 
     def on_event(event: dict[str, Any]) -> None:
-        if event.get("event") == "journey_step":
-            reported[event["trace_id"]] = float(event["duration_seconds"])
-        elif event.get("event") == "journey_run" and event.get("outcome") in (
-            "failure",
-            "not_started",
-        ):
+        if event.get("event") != "journey_run":
+            return
+        if "page" in event["steps"]:  # a run that never started has no steps
+            reported[event["trace_id"]] = float(event["steps"]["page"])
+        if event.get("outcome") in ("failure", "not_started"):
             window.failed += 1
 
     agent = await start_agent(h.folder, "--max-concurrency", "64", on_event=on_event)
@@ -176,6 +179,7 @@ async def _window(
     cpu, started = cpu_seconds(pid), time.monotonic()
     await asyncio.gather(asyncio.sleep(seconds), drive)
     window.cpu, ended = cpu_seconds(pid) - cpu, time.monotonic()
+    window.seconds = ended - started
     await asyncio.sleep(DELAY * 2 + 0.3)  # the last answers, and their log lines
     for key, (arrived, sent) in (await h.records()).items():
         if started <= sent <= ended:
@@ -204,7 +208,7 @@ def blackbox_config(folder: Path) -> Path:
     return config
 
 
-def report(windows: list[Window], seconds: float) -> list[Row]:
+def report(windows: list[Window]) -> list[Row]:
     arms = {w.arm: [x for x in windows if x.arm == w.arm] for w in windows}
     print(f"  {'arm':<18} {'CPU ms per step':<24} {'steps/s':<22} "
           f"{'reported - true ms: p50':<24} {'p99':<10} failed")  # fmt: skip
@@ -214,7 +218,7 @@ def report(windows: list[Window], seconds: float) -> list[Row]:
         errors = [e for w in mine for e in w.errors]
         cpu[arm] = statistics.median(w.cpu_per_step for w in mine)
         error[arm] = (quantile(errors, 0.5), quantile(errors, 0.99))
-        rates = [w.steps / seconds for w in mine]
+        rates = [w.steps / w.seconds for w in mine]
         print(f"  {arm:<18} {spread([w.cpu_per_step for w in mine], 1000, 2):<24} "
               f"{spread(rates, 1, 0):<22} {error[arm][0] * 1000:<24.2f} "
               f"{error[arm][1] * 1000:<10.2f} {sum(w.failed for w in mine)}"
@@ -253,7 +257,7 @@ async def run(
         for n in range(rounds):
             for arm in arms[n % 3 :] + arms[: n % 3]:
                 windows.append(await arm())
-    return report(windows, seconds)
+    return report(windows)
 
 
 @contextmanager
