@@ -125,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     rules.add_argument("paths", nargs="+", help="journey files or folders (and catalog.yaml)")
     rules.add_argument(
-        "-o", "--output", default="-", help=option_help("rules file", default="- (stdout)")
+        "-o", "--output", default="-", help=option_help("the rules file; - is stdout", default="-")
     )
     rules.add_argument(
         "--format", choices=FORMATS, default="prometheus",
@@ -157,10 +157,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument(
         "--format", choices=["text", "html"], default="text",
-        help=option_help("", default="text"),
+        help=option_help("plain text, or an HTML page", default="text"),
     )  # fmt: skip
     report.add_argument(
-        "-o", "--output", default="-", help=option_help("file", default="- (stdout)")
+        "-o",
+        "--output",
+        default="-",
+        help=option_help("the report's file; - is stdout", default="-"),
     )
     report.set_defaults(handler=_report)
 
@@ -170,10 +173,10 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     dashboard.add_argument("paths", nargs="+", help="journey files or folders (and catalog.yaml)")
     dashboard.add_argument(
-        "-o", "--output", default="-", help=option_help("JSON file", default="- (stdout)")
+        "-o", "--output", default="-", help=option_help("the JSON file; - is stdout", default="-")
     )
     title = "Journeyman: business journeys"
-    dashboard.add_argument("--title", default=title, help=option_help("", default=title))
+    dashboard.add_argument("--title", default=title, help=option_help("its title", default=title))
     dashboard.add_argument(
         "--uid", default="journeyman",
         help=option_help("the dashboard's Grafana uid", default="journeyman"),
@@ -309,36 +312,38 @@ def _agent_options(parser: argparse.ArgumentParser) -> None:
             help=option_help(text, default=shown or default, env=f"JOURNEYMAN_{name}"), **kwargs,
         )  # fmt: skip
 
-    option("--location", "LOCATION", "local", "the location label on every series")
+    option("--location", "LOCATION", "local", "the location label on every series", metavar="NAME")
     option(
         "--listen", "LISTEN", "127.0.0.1:9464", "host:port of /metrics and the status page",
         type=_listen, metavar="HOST:PORT",
     )  # fmt: skip
     option(
         "--max-concurrency", "MAX_CONCURRENCY", "8", "runs in flight at most",
-        type=_count("MAX_CONCURRENCY"),
+        type=_count("MAX_CONCURRENCY"), metavar="N",
     )  # fmt: skip
     option(
         "--max-browsers", "MAX_BROWSERS", "2",
         "browser contexts open at most (about 2 saturate 2 cores)", type=_count("MAX_BROWSERS"),
+        metavar="N",
     )  # fmt: skip
     option(
         "--shard", "SHARD", None,
         "I/N: run this replica's share only; auto: a StatefulSet pod's (ordinal from "
         "JOURNEYMAN_SHARD_ORDINAL or the hostname NAME-ORDINAL, N from JOURNEYMAN_SHARD_COUNT)",
+        metavar="I/N|auto",
     )  # fmt: skip
     option(
         "--grace", "GRACE", "30", "seconds runs in flight get to finish on SIGTERM",
-        type=_non_negative("seconds", "GRACE"),
+        type=_non_negative("seconds", "GRACE"), metavar="SECONDS",
     )  # fmt: skip
     option(
         "--artifacts-dir", "ARTIFACTS_DIR", None,
         "where screenshots, traces and page HTML of failed browser runs go (with --debug: a "
-        "new temporary folder)", type=Path,
+        "new temporary folder)", type=Path, metavar="DIR",
     )  # fmt: skip
     option(
         "--browser-path", "BROWSER", None, "Chromium executable",
-        shown="Playwright's own, then the system's chromium",
+        shown="Playwright's own, then the system's chromium", metavar="FILE",
     )  # fmt: skip
     option(
         "--log-format", "LOG_FORMAT", "json", "log lines as JSON or for a console",
@@ -352,7 +357,7 @@ def _agent_options(parser: argparse.ArgumentParser) -> None:
     option(
         "--web.config.file", "WEB_CONFIG_FILE", None,
         "exporter web configuration (TLS, basic auth, headers) for every endpoint",
-        dest="web_config_file", type=Path,
+        dest="web_config_file", type=Path, metavar="FILE",
     )  # fmt: skip
     parser.add_argument(
         "--web.protect-probes", dest="web_protect_probes", action="store_true",
@@ -363,7 +368,7 @@ def _agent_options(parser: argparse.ArgumentParser) -> None:
     option(
         "--data-dir", "DATA_DIR", None,
         "where the run history is kept (SQLite; the status page and `report` read it)",
-        shown="none, in memory", type=Path,
+        shown="none, in memory", type=Path, metavar="DIR",
     )  # fmt: skip
     _reach_options(parser)
 
@@ -392,12 +397,12 @@ def _reach_options(parser: argparse.ArgumentParser) -> None:
         "(repeatable, comma-separated)", default=None, env="JOURNEYMAN_DENY_HOSTS"),
     )  # fmt: skip
     parser.add_argument(
-        "--uploads-dir", type=Path, default=_env("UPLOADS_DIR") or None,
+        "--uploads-dir", type=Path, default=_env("UPLOADS_DIR") or None, metavar="DIR",
         help=option_help("the folder browser uploads may send files from", default="none, "
         "no uploads", env="JOURNEYMAN_UPLOADS_DIR"),
     )  # fmt: skip
     parser.add_argument(
-        "--ca-dir", type=Path, default=_env("CA_DIR") or None,
+        "--ca-dir", type=Path, default=_env("CA_DIR") or None, metavar="DIR",
         help=option_help("the folder verify: CA bundle paths may name", default="none, only "
         "true/false", env="JOURNEYMAN_CA_DIR"),
     )  # fmt: skip
