@@ -1,6 +1,9 @@
 """The ``journeyman`` command line: validate, run, schema, rules, dashboard, report, demo.
 
-Each subcommand is one small handler here that calls into the module doing the work.
+Each subcommand is one small handler here that calls into the module doing the work;
+its options and their value types are in :mod:`agent.cli_options`, and every help
+follows :mod:`agent.cli_help` (each option's default and variable, an example).
+``run --once`` is :mod:`agent.once_command`.
 Exit status: 0 all good, 1 a journey failed, 2 unusable input, 3 (``run --once --push``)
 every journey passed but a push to the Pushgateway failed.
 
@@ -22,9 +25,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from agent.cli_help import add_command, option_help
+from agent.cli_options import (
+    agent_options,
+    allow_env_option,
+    at_least_one,
+    debug_options,
+    env_value,
+    http_url,
+    port,
+)
 from agent.language.loader import LoadResult, load
 from agent.language.schema import catalog_file_schema, journey_file_schema
-from agent.language.templating import DEFAULT_ALLOW_ENV, EnvAllowList
+from agent.language.templating import EnvAllowList
 from generators.rules import FORMATS, RulesOptions, build, render
 
 if TYPE_CHECKING:
@@ -65,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         "--require-env", action="store_true",
         help=option_help("an unset ${env.NAME} is an error, not a warning", default=False),
     )  # fmt: skip
-    _allow_env_option(validate)
+    allow_env_option(validate)
     validate.set_defaults(handler=_validate)
 
     schema = add_command(
@@ -95,13 +107,13 @@ def _parser() -> argparse.ArgumentParser:
         help=option_help("with --once: write a JUnit XML report here", default=None),
     )  # fmt: skip
     run.add_argument(
-        "--push", metavar="URL", type=_http_url,
+        "--push", metavar="URL", type=http_url,
         help=option_help("with --once: push each journey's metrics to this Pushgateway (PUT, "
         "grouped by job/journey/location); a failed push exits 3 if the journeys passed",
         default=None),
     )  # fmt: skip
-    _debug_options(run)
-    _agent_options(run)
+    debug_options(run)
+    agent_options(run)
     run.set_defaults(handler=_run)
 
     demo = add_command(
@@ -112,10 +124,10 @@ def _parser() -> argparse.ArgumentParser:
         "paths", nargs="*", default=["journeys"], help=option_help("", default="journeys/")
     )
     demo.add_argument(
-        "--shop-port", type=_port, default=8080,
+        "--shop-port", type=port, default=8080,
         help=option_help("demo shop port (0: any free one)", default=8080),
     )  # fmt: skip
-    _agent_options(demo)
+    agent_options(demo)
     demo.set_defaults(handler=_demo)
 
     rules = add_command(
@@ -137,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     for flag, default, text in _RULES_COUNTS:
         rules.add_argument(
-            flag, type=_at_least_one, default=default, help=option_help(text, default=default)
+            flag, type=at_least_one, default=default, help=option_help(text, default=default)
         )
     rules.set_defaults(handler=_rules)
 
@@ -214,207 +226,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"journeyman: {message} (see {self.prog} --help)\n")
 
 
-_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-
-
-def _log_level(text: str) -> str:
-    if text.lower() not in _LOG_LEVELS:
-        raise argparse.ArgumentTypeError(f"must be one of {', '.join(_LOG_LEVELS)}; got {text!r}")
-    return text.lower()
-
-
-def _count(name: str) -> Callable[[str], int]:
-    """A whole number >= 1, given as the option or as ``JOURNEYMAN_<name>``."""
-
-    def count(text: str) -> int:
-        if not text.strip().isdigit() or int(text) < 1:
-            raise argparse.ArgumentTypeError(
-                f"must be a whole number >= 1 (also as $JOURNEYMAN_{name}), got {text!r}"
-            )
-        return int(text)
-
-    return count
-
-
-def _non_negative(unit: str, name: str = "") -> Callable[[str], float]:
-    """A number of ``unit`` >= 0, given as the option or (with ``name``) as
-    ``JOURNEYMAN_<name>``."""
-    also = f" (also as $JOURNEYMAN_{name})" if name else ""
-
-    def number(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = -1.0
-        if not 0 <= value < float("inf"):
-            raise argparse.ArgumentTypeError(f"must be a number of {unit} >= 0{also}, got {text!r}")
-        return value
-
-    return number
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number 0-65535, got {text!r}")
-    return int(text)
-
-
-def _listen(text: str) -> str:
-    """``host:port`` as the agent's server takes it (``:9464``: every address)."""
-    from agent.serve.server import parse_listen
-
-    try:
-        parse_listen(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
-
-
-def _debug_options(parser: argparse.ArgumentParser) -> None:
-    """``run --once``'s options for following a journey step by step (docs/debugging.md)."""
-    parser.add_argument(
-        "--debug", action="store_true",
-        help=option_help("with --once: print each step as it runs (request, response, "
-        "outcome, duration; a failing body or page text), one journey at a time, then the "
-        "evidence files", default=False),
-    )  # fmt: skip
-    parser.add_argument(
-        "--debug-body-limit", type=_at_least_one, default=4096, metavar="BYTES",
-        help=option_help("with --debug: bytes of a failing response body or page text "
-        "shown", default=4096),
-    )  # fmt: skip
-    parser.add_argument(
-        "--step", metavar="NAME",
-        help=option_help("with --once: end each journey after its step of this name (implies "
-        "--debug)", default=None),
-    )  # fmt: skip
-    parser.add_argument(
-        "--headed", action="store_true",
-        help=option_help("with --once: show the browser's window (needs a display, $DISPLAY)",
-        default=False),
-    )  # fmt: skip
-    parser.add_argument(
-        "--slow-mo", type=_non_negative("milliseconds"), default=0.0, metavar="MS",
-        help=option_help("with --once: milliseconds the browser waits before each action",
-        default=0),
-    )  # fmt: skip
-
-
-def _agent_options(parser: argparse.ArgumentParser) -> None:
-    """Options of a running agent; each also reads a JOURNEYMAN_* environment variable,
-    whose value replaces the built-in default the help shows."""
-
-    def option(
-        flag: str, name: str, default: str | None, text: str, shown: str = "", **kwargs: Any
-    ) -> None:
-        parser.add_argument(
-            flag, default=_env(name) or default,
-            help=option_help(text, default=shown or default, env=f"JOURNEYMAN_{name}"), **kwargs,
-        )  # fmt: skip
-
-    option("--location", "LOCATION", "local", "the location label on every series", metavar="NAME")
-    option(
-        "--listen", "LISTEN", "127.0.0.1:9464", "host:port of /metrics and the status page",
-        type=_listen, metavar="HOST:PORT",
-    )  # fmt: skip
-    option(
-        "--max-concurrency", "MAX_CONCURRENCY", "8", "runs in flight at most",
-        type=_count("MAX_CONCURRENCY"), metavar="N",
-    )  # fmt: skip
-    option(
-        "--max-browsers", "MAX_BROWSERS", "2",
-        "browser contexts open at most (about 2 saturate 2 cores)", type=_count("MAX_BROWSERS"),
-        metavar="N",
-    )  # fmt: skip
-    option(
-        "--shard", "SHARD", None,
-        "I/N: run this replica's share only; auto: a StatefulSet pod's (ordinal from "
-        "JOURNEYMAN_SHARD_ORDINAL or the hostname NAME-ORDINAL, N from JOURNEYMAN_SHARD_COUNT)",
-        metavar="I/N|auto",
-    )  # fmt: skip
-    option(
-        "--grace", "GRACE", "30", "seconds runs in flight get to finish on SIGTERM",
-        type=_non_negative("seconds", "GRACE"), metavar="SECONDS",
-    )  # fmt: skip
-    option(
-        "--artifacts-dir", "ARTIFACTS_DIR", None,
-        "where screenshots, traces and page HTML of failed browser runs go (with --debug: a "
-        "new temporary folder)", type=Path, metavar="DIR",
-    )  # fmt: skip
-    option(
-        "--browser-path", "BROWSER", None, "Chromium executable",
-        shown="Playwright's own, then the system's chromium", metavar="FILE",
-    )  # fmt: skip
-    option(
-        "--log-format", "LOG_FORMAT", "json", "log lines as JSON or for a console",
-        choices=["json", "console"],
-    )  # fmt: skip
-    option(
-        "--log-level", "LOG_LEVEL", None, "log to stderr from this level up",
-        shown="info; error for run --once and demo, whose output is their live view",
-        type=_log_level, choices=_LOG_LEVELS,
-    )  # fmt: skip
-    option(
-        "--web.config.file", "WEB_CONFIG_FILE", None,
-        "exporter web configuration (TLS, basic auth, headers) for every endpoint",
-        dest="web_config_file", type=Path, metavar="FILE",
-    )  # fmt: skip
-    parser.add_argument(
-        "--web.protect-probes", dest="web_protect_probes", action="store_true",
-        default=_env("WEB_PROTECT_PROBES").strip().lower() not in ("", "0", "false", "no"),
-        help=option_help("basic auth on /healthz and /readyz too (off: open, kubelets send "
-        "none)", default=False, env="JOURNEYMAN_WEB_PROTECT_PROBES"),
-    )  # fmt: skip
-    option(
-        "--data-dir", "DATA_DIR", None,
-        "where the run history is kept (SQLite; the status page and `report` read it)",
-        shown="none, in memory", type=Path, metavar="DIR",
-    )  # fmt: skip
-    _reach_options(parser)
-
-
-def _allow_env_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--allow-env", action="append", metavar="PATTERN",
-        help=option_help("environment variables journeys may read as ${env.NAME}, besides "
-        "those their secrets: read (repeatable; shell wildcards; the variable is "
-        "comma-separated)", default=",".join(DEFAULT_ALLOW_ENV), env="JOURNEYMAN_ALLOW_ENV"),
-    )  # fmt: skip
-
-
-def _reach_options(parser: argparse.ArgumentParser) -> None:
-    """What journeys may reach (docs/security.md): variables, hosts, local files."""
-    _allow_env_option(parser)
-    parser.add_argument(
-        "--allow-hosts", action="append", metavar="RULES",
-        help=option_help("egress only to these CIDRs, addresses, host names or *.patterns "
-        "(repeatable, comma-separated)", default="anywhere but link-local and metadata "
-        "addresses", env="JOURNEYMAN_ALLOW_HOSTS"),
-    )  # fmt: skip
-    parser.add_argument(
-        "--deny-hosts", action="append", metavar="RULES",
-        help=option_help("no egress to these CIDRs, addresses, host names or *.patterns "
-        "(repeatable, comma-separated)", default=None, env="JOURNEYMAN_DENY_HOSTS"),
-    )  # fmt: skip
-    parser.add_argument(
-        "--uploads-dir", type=Path, default=_env("UPLOADS_DIR") or None, metavar="DIR",
-        help=option_help("the folder browser uploads may send files from", default="none, "
-        "no uploads", env="JOURNEYMAN_UPLOADS_DIR"),
-    )  # fmt: skip
-    parser.add_argument(
-        "--ca-dir", type=Path, default=_env("CA_DIR") or None, metavar="DIR",
-        help=option_help("the folder verify: CA bundle paths may name", default="none, only "
-        "true/false", env="JOURNEYMAN_CA_DIR"),
-    )  # fmt: skip
-
-
-def _env(name: str) -> str:
-    return os.environ.get(f"JOURNEYMAN_{name}", "")
-
-
 def _listed(given: list[str] | None, name: str) -> list[str]:
     """A repeatable option's values, else its environment variable's, comma-separated."""
-    return given if given is not None else [_env(name)] if _env(name) else []
+    return given if given is not None else [env_value(name)] if env_value(name) else []
 
 
 def _allow_env(args: argparse.Namespace) -> EnvAllowList:
@@ -519,12 +333,6 @@ def _check_once_options(args: argparse.Namespace) -> None:
         )
 
 
-def _http_url(text: str) -> str:
-    if not text.startswith(("http://", "https://")):
-        raise argparse.ArgumentTypeError(f"must be an http:// or https:// URL, got {text!r}")
-    return text
-
-
 def _check_junit(path: Path | None) -> None:
     """A JUnit report can be written to ``path``: said before any journey runs."""
     if path is not None and (path.is_dir() or not path.parent.is_dir()):
@@ -598,12 +406,6 @@ _RULES_COUNTS = (
     ("--no-data-intervals", 3, "no-data alert after this many missed runs"),
     ("--locations", 1, "locations running each journey, for the arithmetic"),
 )
-
-
-def _at_least_one(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return int(text)
 
 
 def _rules(args: argparse.Namespace) -> int:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import _agent_options, _parser
+from agent.cli import _parser
+from agent.cli_options import agent_options
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +41,7 @@ def _options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
 def _agent_flags() -> set[str]:
     """The agent's options, read from the function that adds them to run and demo."""
     probe = argparse.ArgumentParser()
-    _agent_options(probe)
+    agent_options(probe)
     return {flag for action in _options(probe) for flag in action.option_strings}
 
 
