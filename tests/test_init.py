@@ -15,9 +15,8 @@ from browser_support import require_chromium
 
 from agent.cli import main
 from agent.demo import start_shop
-from agent.language.schema import journey_file_schema
+from agent.language.schema import catalog_file_schema, journey_file_schema
 
-JOURNEYS = ("shop-browse.yaml", "shop-checkout.yaml")
 MODELINE = re.compile(r"^# yaml-language-server: \$schema=(\S+)$")
 
 
@@ -34,6 +33,7 @@ def test_init_writes_the_default_folder_and_says_what_next(
     out = capsys.readouterr().out
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert written == [
+        "journeys/.journeyman/catalog.schema.json",
         "journeys/.journeyman/journey.schema.json",
         "journeys/.vscode/settings.json",
         "journeys/catalog.yaml",
@@ -88,20 +88,22 @@ def test_the_scaffold_validates_without_a_warning(
 
 
 def test_editor_wiring_names_the_written_schemas(tmp_path: Path) -> None:
-    """Each journey's modeline and the VS Code settings name schema files that exist and
-    hold the schema `journeyman schema` prints."""
+    """Each YAML file's modeline and the VS Code settings name schema files that exist and
+    hold what `journeyman schema` (and `schema --catalog`) print."""
     folder = tmp_path / "journeys"
     assert init(str(folder)) == 0
+    journey, catalog = journey_file_schema(), catalog_file_schema()
     settings = json.loads((folder / ".vscode" / "settings.json").read_text())
-    schemas = settings["yaml.schemas"]
-    assert schemas == {"./.journeyman/journey.schema.json": ["*.yaml", "*.yml", "!catalog.yaml"]}
-    for relative in schemas:
-        assert json.loads((folder / relative).read_text()) == journey_file_schema()
-    for name in JOURNEYS:
+    assert settings["yaml.schemas"] == {
+        "./.journeyman/journey.schema.json": ["*.yaml", "*.yml", "!catalog.yaml"],
+        "./.journeyman/catalog.schema.json": ["catalog.yaml"],
+    }
+    expected = {"shop-browse.yaml": journey, "shop-checkout.yaml": journey, "catalog.yaml": catalog}
+    for name, schema in expected.items():
         first = (folder / name).read_text().splitlines()[0]
         modeline = MODELINE.match(first)
         assert modeline, f"{name} starts with a yaml-language-server modeline"
-        assert json.loads((folder / modeline.group(1)).read_text()) == journey_file_schema()
+        assert json.loads((folder / modeline.group(1)).read_text()) == schema, name
 
 
 async def test_the_scaffold_runs_green_against_the_demo_shop(tmp_path: Path) -> None:

@@ -108,6 +108,17 @@ async def test_a_misspelt_field_is_flagged_at_its_line(
         assert await server.diagnostics(uri) == [], clean
 
 
+async def test_the_catalog_is_checked_against_its_own_schema(
+    server: LanguageServer, folder: Path
+) -> None:
+    """`volum:` for `volume:` in catalog.yaml: one error naming it, at its line."""
+    text, line = misspell((folder / "catalog.yaml").read_text(), "volume:", "volum:")
+    diagnostics = await server.diagnostics(await server.open(folder / "catalog.yaml", text))
+    assert [(d["range"]["start"]["line"], d["message"]) for d in diagnostics] == [
+        (line, "Property volum is not allowed.")
+    ]
+
+
 async def test_a_new_file_gets_the_schema_from_the_settings(
     server: LanguageServer, folder: Path
 ) -> None:
@@ -126,17 +137,28 @@ steps:
     ]
 
 
-async def test_completion_at_a_step_offers_the_step_kinds(
+async def test_completion_at_a_step_offers_the_step_kinds_then_their_fields(
     server: LanguageServer, folder: Path
 ) -> None:
-    """Completion on the empty line of a new step lists http, browser and tcp."""
-    text = (folder / "shop-browse.yaml").read_text() + "  - name: new step\n    \n"
-    uri = await server.open(folder / "shop-browse.yaml", text)
+    """Completion in a new step lists the step kinds; once it is an HTTP step, `expect`."""
+    scaffolded = (folder / "shop-browse.yaml").read_text()
+    new_step = scaffolded + "  - name: new step\n    \n"
+    assert await completion(server, folder / "new-step.yaml", new_step) >= {
+        "http",
+        "browser",
+        "tcp",
+    }
+    http_step = scaffolded + '  - name: new step\n    http: {get: "${base}/cart"}\n    \n'
+    assert await completion(server, folder / "http-step.yaml", http_step) >= {"expect", "extract"}
+
+
+async def completion(server: LanguageServer, path: Path, text: str) -> set[str]:
+    """The labels offered at the start of ``text``'s last line, indented as a step field."""
+    uri = await server.open(path, text)
     line = len(text.splitlines()) - 1
-    completion = await server.request(
+    offered = await server.request(
         "textDocument/completion",
         {"textDocument": {"uri": uri}, "position": {"line": line, "character": 4}},
     )
-    items = completion["items"] if isinstance(completion, dict) else completion
-    labels = {item["label"] for item in items}
-    assert {"http", "browser", "tcp", "expect"} <= labels
+    items = offered["items"] if isinstance(offered, dict) else offered
+    return {item["label"] for item in items}

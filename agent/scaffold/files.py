@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.language.schema import journey_file_schema
+from agent.language.schema import catalog_file_schema, journey_file_schema
 
-__all__ = ["SHOP_URL", "SchemaFile", "scaffold", "schema_files"]
+__all__ = ["CATALOG_SCHEMA", "JOURNEY_SCHEMA", "SCHEMAS", "SHOP_URL", "SchemaFile", "scaffold"]
 
 SHOP_URL = "http://127.0.0.1:8080"  # where `journeyman demo` and `python -m agent.demo` serve
 SCHEMA_DIR = ".journeyman"
@@ -31,14 +31,13 @@ class SchemaFile:
     globs: tuple[str, ...]  # yaml-language-server fileMatch: each matches at any depth
 
 
-def schema_files() -> tuple[SchemaFile, ...]:
-    return (
-        SchemaFile(
-            f"{SCHEMA_DIR}/journey.schema.json",
-            journey_file_schema,
-            ("*.yaml", "*.yml", "!catalog.yaml"),
-        ),
-    )
+JOURNEY_SCHEMA = SchemaFile(
+    f"{SCHEMA_DIR}/journey.schema.json", journey_file_schema, ("*.yaml", "*.yml", "!catalog.yaml")
+)
+CATALOG_SCHEMA = SchemaFile(
+    f"{SCHEMA_DIR}/catalog.schema.json", catalog_file_schema, ("catalog.yaml",)
+)
+SCHEMAS = (JOURNEY_SCHEMA, CATALOG_SCHEMA)
 
 
 def _modeline(schema: str) -> str:
@@ -132,13 +131,13 @@ steps:
 
 def scaffold() -> dict[str, str]:
     """Each file's path relative to the folder, and its text, in the order written."""
-    journey_schema, *_ = schema_files()
-    files = {
-        "catalog.yaml": CATALOG,
-        "shop-browse.yaml": _modeline(journey_schema.path) + HTTP_JOURNEY,
-        "shop-checkout.yaml": _modeline(journey_schema.path) + BROWSER_JOURNEY,
-    }
-    for schema in schema_files():
+    yaml_files = (
+        ("catalog.yaml", CATALOG_SCHEMA, CATALOG),
+        ("shop-browse.yaml", JOURNEY_SCHEMA, HTTP_JOURNEY),
+        ("shop-checkout.yaml", JOURNEY_SCHEMA, BROWSER_JOURNEY),
+    )
+    files = {name: _modeline(schema.path) + text for name, schema, text in yaml_files}
+    for schema in SCHEMAS:
         files[schema.path] = json.dumps(schema.build(), indent=2) + "\n"
     files[".vscode/settings.json"] = _vscode_settings()
     return files
@@ -146,5 +145,5 @@ def scaffold() -> dict[str, str]:
 
 def _vscode_settings() -> str:
     """``yaml.schemas``: schema path (from the workspace root, the folder) to file globs."""
-    schemas = {f"./{schema.path}": list(schema.globs) for schema in schema_files()}
+    schemas = {f"./{schema.path}": list(schema.globs) for schema in SCHEMAS}
     return json.dumps({"yaml.schemas": schemas}, indent=2) + "\n"
