@@ -28,7 +28,7 @@ steps:
     http: {get: "${env.JOURNEY_BASE}/ok"}
   - name: break
     http:
-      get: "${env.JOURNEY_BASE}/broken"
+      get: "${env.JOURNEY_BASE}/broken?key=${secret.token}"
       headers: {X-Token: "${secret.token}"}
     expect: {status: 200}
   - name: never reached
@@ -83,8 +83,9 @@ async def journeyman(*argv: str, base: str, drop: tuple[str, ...] = ()) -> tuple
 async def test_debug_shows_each_step_and_the_failing_body_masked_and_cut(
     base: str, tmp_path: Path
 ) -> None:
-    """Each step's line, its request and response, the failing body up to the limit with
-    the echoed secret masked; the step after the failure never starts; exit 1."""
+    """Each step's line, its request and response, the failing body up to the limit, the
+    secret masked in the URL and the echoing body; the step after the failure never
+    starts; exit 1."""
     (tmp_path / "j.yaml").write_text(JOURNEY)
     code, out, err = await journeyman(
         str(tmp_path / "j.yaml"), "--debug", "--debug-body-limit", "600", base=base
@@ -95,7 +96,7 @@ async def test_debug_shows_each_step_and_the_failing_body_masked_and_cut(
     assert "  step 'home' (http) ..." in out
     assert f"    GET {base}/ok -> 200, text/plain; charset=utf-8, 7 bytes" in out
     assert "  step 'home': ok in " in out
-    assert f"    GET {base}/broken -> 500, text/plain; charset=utf-8, " in out
+    assert f"    GET {base}/broken?key=*** -> 500, text/plain; charset=utf-8, " in out
     assert "  step 'break': FAILED (http_status) in " in out
     body_size = len(f"error for token {SECRET}\n{FILLER}\nTAIL-NOT-SHOWN")
     assert f"    response body (first 600 of {body_size} bytes):" in out
@@ -125,10 +126,12 @@ async def test_step_that_no_journey_has_is_one_line(base: str, tmp_path: Path) -
     (tmp_path / "j.yaml").write_text(JOURNEY)
     code, out, err = await journeyman(str(tmp_path / "j.yaml"), "--step", "pay", base=base)
     assert code == 2
-    assert err.splitlines() == [
+    *warnings, said = err.splitlines()  # the file's warning: the secret in a URL
+    assert said == (
         "journeyman: --step 'pay': journey 'debug-me' has no such step (its steps: 'home', "
         "'break', 'never reached')"
-    ]
+    )
+    assert all(": warning: " in line for line in warnings)
     assert "step 'home'" not in out
 
 
