@@ -1,18 +1,105 @@
-"""The ``record`` subcommand's options and handler."""
+"""The ``record`` subcommand's options and handler.
+
+Nothing heavy is imported here: the browser side (Playwright) is imported by the
+handler, so ``journeyman --help`` and the other subcommands never load it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+from agent.record.ask import PERSONAS, about, check_id, check_interval
 
 __all__ = ["add_parser"]
 
+EXIT_OK, EXIT_USAGE = 0, 2
+
 
 def add_parser(commands: Any) -> None:
-    record = commands.add_parser("record", help="record a journey by clicking through a site")
-    record.add_argument("url")
+    record = commands.add_parser(
+        "record",
+        help="record a journey by clicking through a site",
+        description="Open Chromium on URL, record what you do there (and the checks you add "
+        "with the overlay's buttons), and write the journey when the page is closed or on "
+        "Ctrl-C. See docs/recording.md.",
+    )
+    record.add_argument("url", type=_http_url, help="the page to start on")
+    record.add_argument("-o", "--output", type=Path, required=True, help="journey file to write")
+    record.add_argument("--journey", type=_checked(check_id), help="journey id (default: asked)")
+    record.add_argument("--business-process", type=_checked(check_id))
+    record.add_argument("--persona", choices=PERSONAS)
+    record.add_argument(
+        "--interval", type=_checked(check_interval), help="how often it runs, e.g. 5m"
+    )
+    record.add_argument(
+        "--headless", action="store_true",
+        help="no window (for machines without a display): drive the browser through its "
+        "remote debugging address",
+    )  # fmt: skip
+    record.add_argument(
+        "--remote-debugging-port", type=_port, metavar="PORT",
+        help="let DevTools clients drive the recorded browser on 127.0.0.1:PORT (0: any free "
+        "port); the address is printed",
+    )  # fmt: skip
+    record.add_argument(
+        "--browser-path", default=os.environ.get("JOURNEYMAN_BROWSER") or None,
+        help="Chromium executable",
+    )  # fmt: skip
     record.set_defaults(handler=_record)
 
 
+def _checked(check: Callable[[str], str]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        try:
+            return check(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
+
+
+def _http_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"must be an http:// or https:// URL, got {text!r}")
+    return text
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 0-65535, got {text!r}")
+    return int(text)
+
+
 def _record(args: argparse.Namespace) -> int:
-    raise NotImplementedError("record: being built")
+    from agent.record.browser import RecordOptions
+    from agent.record.session import record_journey
+
+    output: Path = args.output
+    if output.is_dir() or not output.parent.is_dir():
+        why = "is a folder" if output.is_dir() else f"its folder {output.parent} does not exist"
+        print(f"journeyman record: -o {output}: {why}", file=sys.stderr)
+        return EXIT_USAGE
+    given = {
+        "journey": args.journey,
+        "business_process": args.business_process,
+        "persona": args.persona,
+        "interval": args.interval,
+    }
+    described = about(given, output, input if sys.stdin.isatty() else None, sys.stderr)
+    headless, port = args.headless, args.remote_debugging_port
+    if not headless and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        print(
+            "journeyman record: no display: recording headless; drive the browser through "
+            "its remote debugging address (docs/recording.md)",
+            file=sys.stderr,
+        )
+        headless, port = True, 0 if port is None else port
+    started = datetime.now(UTC)
+    options = RecordOptions(headless=headless, debugging_port=port, browser_path=args.browser_path)
+    return record_journey(args.url, output, described, options, started)

@@ -1,0 +1,158 @@
+"""`journeyman record` as a person uses it: a real Chromium recording a real demo shop,
+driven over the recorder's remote debugging address; the file it writes validates,
+replays green, keeps the password out, and fails where the shop breaks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import yaml
+from browser_support import require_chromium
+from playwright.async_api import Page, async_playwright
+
+from agent.demo import ChaosMode, ChaosSetting, RunningShop, start_shop
+
+pytestmark = pytest.mark.browser
+
+ENV_VAR = "RECORDED_CHECKOUT_PASSWORD"
+ADDRESS = re.compile(r"Recording browser: (http://127\.0\.0\.1:\d+)")
+
+
+@pytest.fixture
+async def shop() -> AsyncIterator[RunningShop]:
+    async with await start_shop() as running:
+        yield running
+
+
+async def journeyman(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", *args,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def all_recorded(page: Page) -> None:
+    """Wait until the recorder has taken every event the page sent (the overlay's count)."""
+    await page.wait_for_function(
+        "document.querySelector('journeyman-recorder')?.dataset.pending === '0'"
+    )
+
+
+async def shop_as_a_customer(page: Page, shop: RunningShop) -> None:
+    """Log in (typing the password), add two teas, check the cart count with the overlay,
+    pay, and check the thank-you heading with the overlay."""
+    await page.click("#nav-login")
+    await page.fill("#username", "alice")
+    await page.locator("#password").press_sequentially(shop.credentials.password)
+    await page.click("#login-button")
+    await page.wait_for_selector("#nav-user")
+    await page.click("#featured [data-test=product-link] >> nth=0")
+    await page.fill("#quantity", "2")
+    await page.click("#add-to-cart")
+    await page.wait_for_selector("#cart-count:text-is('2')")
+    await page.click("#jm-expect-text")  # the overlay's button, then the element
+    await page.click("#cart-count")
+    await page.click("#nav-cart")
+    await page.click("#checkout-link")
+    await page.fill("#card", "4242 4242 4242 4242")
+    await page.click("#pay")
+    await page.wait_for_selector("#thank-you")
+    await page.click("#jm-expect-element")
+    await page.click("#thank-you")
+    await all_recorded(page)
+
+
+async def record(shop: RunningShop, output: Path) -> str:
+    """Record the customer's visit through the recorder's debugging address; its stderr."""
+    recorder = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", "record", f"{shop.url}/", "-o", str(output),
+        "--headless", "--remote-debugging-port", "0", "--journey", "recorded-checkout",
+        "--business-process", "order-to-cash", "--persona", "customer", "--interval", "5m",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert recorder.stdout is not None
+        assert recorder.stderr is not None
+        line = await asyncio.wait_for(recorder.stdout.readline(), 30)
+        address = ADDRESS.search(line.decode())
+        assert address, f"the recorder prints its debugging address, got {line!r}"
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.connect_over_cdp(address.group(1))
+            page = browser.contexts[0].pages[0]
+            await page.wait_for_selector("#jm-expect-text")  # the shop, with the overlay
+            await shop_as_a_customer(page, shop)
+            await page.close()  # the person closes the page: the recording ends
+        await asyncio.wait_for(recorder.wait(), 30)
+        err = (await recorder.stderr.read()).decode()
+        assert recorder.returncode == 0, err
+        return err
+    finally:
+        if recorder.returncode is None:
+            recorder.kill()
+            await recorder.wait()
+
+
+async def test_a_recorded_checkout_validates_replays_and_fails_where_the_shop_breaks(
+    shop: RunningShop, tmp_path: Path
+) -> None:
+    """The recording validates, replays green with run --once, declares the typed password
+    as a secret and never writes it, uses role/label/test id selectors, notes the JSON
+    call, and its replay fails at the checkout step once the chaos switch breaks paying."""
+    require_chromium()
+    output = tmp_path / "recorded.yaml"
+    err = await record(shop, output)
+    text = output.read_text()
+    password = shop.credentials.password
+    assert password not in text
+    assert password not in err
+    assert f"set {ENV_VAR}" in err
+    journey = yaml.safe_load(text)
+    assert journey["secrets"] == {"password": f"${{env.{ENV_VAR}}}"}
+    assert journey["business_process"] == "order-to-cash"
+    assert journey["schedule"] == {"every": "5m", "timeout": "30s", "step_timeout": "10s"}
+    actions = [a for step in journey["steps"] for a in step["browser"]]
+    assert {"click": 'role=link[name="Log in"]'} in actions
+    assert {"click": 'role=button[name="Log in"]'} in actions
+    assert {
+        "fill": {
+            'role=textbox[name="User name"]': "alice",
+            'internal:label="Password"s': "${secret.password}",
+        }
+    } in actions
+    assert {"expect_text": {"selector": "data-test=cart-count", "text": "2"}} in actions
+    assert {"expect_url": "/checkout/confirmation/"} in actions
+    assert {"expect_visible": 'role=heading[name="Thank you for your order!"]'} in actions
+    assert "# The page called POST ${base}/cart/add (JSON)" in text
+    assert not any("wait" in next(iter(a)) for a in actions), "waits are expectations"
+
+    code, out, _ = await journeyman("validate", str(output))
+    assert code == 0, out
+    code, out, err = await journeyman("run", "--once", str(output), env={ENV_VAR: password})
+    assert code == 0, out + err
+    assert password not in out + err
+
+    shop.chaos.set("checkout", ChaosSetting(ChaosMode.WRONG))  # paying "works", no order
+    # A failing expectation waits out its step: 3 s instead of the recorded 10 s.
+    output.write_text(text.replace("step_timeout: 10s", "step_timeout: 3s"))
+    junit = tmp_path / "junit.xml"
+    code, out, err = await journeyman(
+        "run", "--once", str(output), "--junit", str(junit), env={ENV_VAR: password}
+    )
+    assert code == 1, out + err
+    failure = ET.parse(junit).find("testcase/failure")
+    assert failure is not None, out
+    assert failure.get("message", "").startswith("assertion at step 'Checkout':"), out
