@@ -105,3 +105,17 @@ def test_hints_about_secrets_quote_nothing(tmp_path: Path) -> None:
         messages = loaded(tmp_path, text + steps)
         assert expected in messages, text
         assert not any("hunter2" in m or "planted" in m for m in messages), messages
+
+
+def test_missing_space_in_flow_mappings(tmp_path: Path) -> None:
+    """`key:{...}` is pointed at its ':' with the line as it should be; `{every:5m}` reads
+    as one key, whose unknown-field error says the same."""
+    steps = "steps:\n  - name: a\n    http: {get: 'http://127.0.0.1:8080/'}\n"
+    assert loaded(tmp_path, "schedule:{every: 5m, timeout: 30s}\n" + steps) == [
+        "j.yaml:3:9: invalid YAML: a space must follow ':' to make a mapping: write "
+        "schedule: {every: 5m, timeout: 30s}"
+    ]
+    assert loaded(tmp_path, "schedule: {timeout: 30s, every:5m}\n" + steps) == [
+        "j.yaml:3:26: schedule[\"every:5m\"]: unknown field 'every:5m' (a space must follow "
+        "':' to make a mapping: write every: 5m)"
+    ]

@@ -192,7 +192,8 @@ def _text(
     if kind == "extra_forbidden":
         known = _field_names(model, path[:-1], data)
         hint = suggest(path[-1], known) or f" (known fields: {', '.join(known)})"
-        return f"unknown field {path[-1]!r}{hint}"
+        spaced = colon_hint(path[-1]) if reveal else None  # {every:5m} is one key
+        return f"unknown field {path[-1]!r}{f' ({spaced})' if spaced else hint}"
     if kind in _BOUNDS:
         bound, words = _BOUNDS[kind]
         return f"must be {words} {ctx[bound]}, got {_describe(value, reveal)}"

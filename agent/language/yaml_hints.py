@@ -24,9 +24,10 @@ from typing import Any
 
 __all__ = ["Hint", "colon_hint", "comment_hint", "syntax_hint"]
 
-# [indentation and '- '] key:value with no space after the colon; not a URL (http://...),
-# nor a time (a key starts with a letter)
-_NO_SPACE = re.compile(r"^(\s*(?:-\s+)?)([A-Za-z_][\w.-]*):(?!//)(\S[^#]*?)\s*(?:\s#.*)?$")
+# key:value with no space after the colon; not a URL (http://...), nor a time (a key
+# starts with a letter): a whole value, or where a line or a flow item ({a:1, b:2}) starts
+_NO_SPACE = re.compile(r"^([A-Za-z_][\w.-]*):(?!//)(\S[^#]*?)\s*(?:\s#.*)?$")
+_NO_SPACE_IN_LINE = re.compile(r"(?:^\s*(?:-\s+)?|[{,]\s*)([A-Za-z_][\w.-]*):(?!//)(?=[^\s:])")
 _SEPARATOR = re.compile(r"[^\s:]:\s+")  # the ': ' after a key
 _COMMENT_STARTED = re.compile(r"^\s*#(\S+)")
 _SECRETS = re.compile(r"^\s*(?:-\s+)?secrets\s*:")
@@ -52,9 +53,7 @@ class Hint:
 def colon_hint(value: Any) -> str | None:
     """For a string read where a mapping was expected: ``every:5m`` lacks its space."""
     match = _NO_SPACE.match(value) if isinstance(value, str) else None
-    if match is None or match[1]:  # a value is not indented
-        return None
-    return Hint(1, 1, _SPACE, f"{match[2]}: {match[3]}").message
+    return Hint(1, 1, _SPACE, f"{match[1]}: {match[2]}").message if match else None
 
 
 def comment_hint(rest: str, value: Any, *, reveal: bool = True) -> str | None:
@@ -86,6 +85,7 @@ def syntax_hint(lines: list[str], line: int, column: int, context_line: int | No
     else:
         hint = (
             _tab(lines, line)
+            or _missing_space(lines, line, line)
             or _colon_in_value(lines[line - 1], line, column)
             or _missing_space(lines, line, context_line)
             or _indentation(lines, line)
@@ -128,13 +128,18 @@ def _colon_in_value(text: str, line: int, column: int) -> Hint | None:
 
 
 def _missing_space(lines: list[str], line: int, context_line: int | None) -> Hint | None:
-    """``every:5m`` on the error's line or the line(s) just before it."""
-    first = min(context_line or line, _previous(lines, line) or line)
-    for number in range(line, first - 1, -1):
-        match = _NO_SPACE.match(lines[number - 1])
+    """``every:5m`` (or ``{every:5m}``) on the error's line or the line(s) before it, back
+    to ``context_line``, or to the line before when that is None."""
+    first = min(context_line or line - 1, line) if line > 1 else 1
+    for number in range(line, max(first, 1) - 1, -1):
+        text = lines[number - 1]
+        match = _NO_SPACE_IN_LINE.search(text)
         if match:
-            column = len(match[1]) + len(match[2]) + 1
-            return Hint(number, column, _SPACE, f"{match[2]}: {match[3]}")
+            in_flow = text[match.start()] in "{,"
+            ends = [i for i in (text.find(c, match.end()) for c in ",}") if i >= 0]
+            end = min(ends, default=len(text)) if in_flow else len(text)
+            value = text[match.end() : end].split(" #")[0].strip()
+            return Hint(number, match.end(), _SPACE, f"{match[1]}: {value}")  # at the ':'
     return None
 
 
