@@ -4,6 +4,7 @@ others; start and close in order, each isolated and time-bounded."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 from collections import defaultdict
@@ -19,7 +20,7 @@ from test_scheduler import ids_near_zero_phase, journey, result
 from test_scheduler_runner import Collected, http_journey
 
 from agent.run.context import RunEnvironment
-from agent.run.results import RunResult
+from agent.run.results import FailureReason, RunResult, StepResult
 from agent.run.runner import run_journey
 from agent.schedule.scheduler import Scheduler
 from exporters.base import Exporter, NoLifecycle
@@ -261,3 +262,35 @@ async def test_the_built_in_exporters_start_and_close_as_no_ops() -> None:
     assert not events(captured, "exporter_failed")
     assert [e["journey"] for e in events(captured, "journey_run")] == ["checkout"]
     assert "checkout" in console.getvalue()
+
+
+@pytest.mark.parametrize("level", [logging.INFO, logging.DEBUG])
+def test_a_run_is_one_log_line_with_its_steps_unless_a_step_failed_or_debug(level: int) -> None:
+    """At info a passing run is one ``journey_run`` line carrying each step's duration; a
+    failed step adds its own ``journey_step`` warning with reason and message; at debug
+    every step has its line."""
+    captured = CapturingLogger()
+    logger = structlog.wrap_logger(
+        captured, processors=[], wrapper_class=structlog.make_filtering_bound_logger(level)
+    )
+    exporter = LogExporter(logger, "here")
+    home = StepResult("home", "http", True, 0.0, 0.1234567)
+    pay = StepResult("pay", "http", False, 0.2, 0.05, FailureReason.HTTP_STATUS, "got 503")
+    passed = dataclasses.replace(result(journey("checkout")), steps=(home, home))
+    exporter.export(passed)
+    lines = [(call.method_name, call.kwargs["event"]) for call in captured.calls]
+    steps = [("debug", "journey_step")] * 2 if level == logging.DEBUG else []
+    assert lines == [*steps, ("info", "journey_run")]
+    run = events(captured, "journey_run")[0]
+    assert run["steps"] == {"home": 0.123457}
+    captured.calls.clear()
+    failed = dataclasses.replace(result(journey("checkout"), ok=False), steps=(home, pay))
+    exporter.export(failed)
+    warned = [c.kwargs for c in captured.calls if c.method_name == "warning"]
+    assert [w["event"] for w in warned] == ["journey_step", "journey_run"]
+    assert (warned[0]["step"], warned[0]["reason"], warned[0]["error"]) == (
+        "pay",
+        FailureReason.HTTP_STATUS,
+        "got 503",
+    )
+    assert warned[1]["steps"] == {"home": 0.123457, "pay": 0.05}
