@@ -63,7 +63,8 @@ def table(rows: list[Row], loads: dict[str, tuple[str, str]], quick: bool, took:
         ratio = "—" if math.isnan(row.ratio) else f"**{row.ratio:.2f}x**"
         anchor = row.anchor or "—"
         lines.append(
-            f"| {row.bench} | {row.what} | {number(row.ours)} {row.unit} | {anchor} | "
+            f"| {row.bench} | {row.what} | {number(row.ours)}"
+            f"{'' if math.isnan(row.ours) else ' ' + row.unit} | {anchor} | "
             f"{number(row.anchor_value)}{' ' + row.unit if row.anchor else ''} | {ratio} | "
             f"{row.goal} |"
         )

@@ -332,8 +332,9 @@ async def main(args: argparse.Namespace) -> None:
                 "the same agent, no scrapes", base * 1e3, "ms", "< 25 ms, 1.0x"),
             Row("scale", f"memory per journey (PSS growth / N), {what}",
                 grown * 1024 / args.journeys, "", float("nan"), "kB"),
-            Row("scale", "largest N (x 3 HTTP steps @15 s) with lag p99 < 25 ms, scraped",
-                float(largest or 0), "", float("nan"), "journeys", ">= 2,000"),
+            Row("scale", "largest N (x 3 HTTP steps @15 s) with lag p99 < 25 ms, scraped"
+                + ("" if largest else ": none of those tried"),
+                float(largest or "nan"), "", float("nan"), "journeys", ">= 2,000"),
         ])  # fmt: skip
     finally:
         ours.send(None)

@@ -82,10 +82,12 @@ def test_rows_round_trip_into_one_table(tmp_path: Path) -> None:
     path = tmp_path / "rows.jsonl"
     write_rows(path, [Row("a", "CPU per step", 3.0, "blackbox_exporter", 1.5, "ms", "<= 1.0x")])
     write_rows(path, [Row("b", "largest N", 1000.0, "", float("nan"), "journeys")])
+    write_rows(path, [Row("b", "none found", float("nan"), "", float("nan"), "journeys")])
     write_rows(None, [Row("c", "ignored", 1.0, "x", 1.0, "ms")])
     rows = read_rows(path)
-    assert [r.bench for r in rows] == ["a", "b"]
+    assert [r.bench for r in rows] == ["a", "b", "b"]
     text = table(rows, {"a": ("1.00 1.00 1.00", "2.00 1.00 1.00")}, True, 60.0)
     assert "| a | CPU per step | 3 ms | blackbox_exporter | 1.5 ms | **2.00x** | <= 1.0x |" in text
     assert "| b | largest N | 1,000 journeys | — | — | — |  |" in text
+    assert "| b | none found | — | — | — | — |  |" in text
     assert "a 1.00 1.00 1.00 → 2.00 1.00 1.00" in text
