@@ -255,11 +255,11 @@ def samples(text: bytes) -> int:
 
 def main() -> None:
     parser = bench_arguments(__doc__)
-    parser.add_argument("journeys", type=int, nargs="?", help="default 500 (quick 200)")
+    parser.add_argument("journeys", type=int, nargs="?", default=500, help="default 500")
     parser.add_argument("steps", type=int, nargs="?", default=10, help="steps per journey")
     parser.add_argument("rounds", type=int, nargs="?", help="default 5 (quick 3)")
     args = parser.parse_args()
-    count = args.journeys or (200 if args.quick else 500)
+    count = args.journeys
     steps, rounds = args.steps, args.rounds or (3 if args.quick else 5)
     disable_created_metrics()  # type: ignore[no-untyped-call]
     loaded = journeys(count, steps)
