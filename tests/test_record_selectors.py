@@ -1,0 +1,97 @@
+"""The recorder's selector choice, in a real Chromium: the first strategy that names one
+element (role + name, label, test id, text, CSS), and Playwright's own engines finding
+exactly that element with what was chosen."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from browser_support import pool
+from playwright.async_api import Page
+
+from agent.record.browser import page_script
+from agent.run.browser_pool import BrowserPool
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+__all__ = ["pool"]  # the module's one warm Chromium (a fixture)
+
+PAGE = """<!doctype html><html><head><title>Form</title></head><body>
+<nav><a href="/a" id="home">Home</a> <a href="/b">Home</a> <a href="/c">Help <b>me</b></a></nav>
+<main>
+  <h1 id="title">Your order</h1>
+  <label for="user">User name</label><input id="user" name="user">
+  <label for="pw">Password</label><input id="pw" type="password">
+  <label>Password</label><input id="pw2" type="password" aria-label="Repeat password">
+  <input id="search" type="search" aria-label="Search">
+  <button id="go">Pay &euro;13.00</button>
+  <button id="hidden" style="display:none">Pay &euro;13.00</button>
+  <span id="count" data-test="cart-count">2</span>
+  <span id="note" data-testid="order note">thanks</span>
+  <span id="twin1" class="twin">same</span><span id="twin2" class="twin">same</span>
+  <ul><li>first</li><li>second item</li></ul>
+  <div><span>same</span></div>
+  <input type="submit" value="Send it">
+  <select id="size" name="size"><option>S</option><option>L</option></select>
+  <p id="echo">Expect this text</p>
+</main></body></html>"""
+
+EXPECTED = {
+    "[href='/c']": 'role=link[name="Help me"]',
+    "#title": 'role=heading[name="Your order"]',
+    "#user": 'role=textbox[name="User name"]',
+    "#pw": 'internal:label="Password"s',
+    "#pw2": 'internal:label="Repeat password"s',
+    "#search": 'role=searchbox[name="Search"]',
+    "#go": 'role=button[name="Pay €13.00"]',
+    "#count": "data-test=cart-count",
+    "#note": 'internal:testid=[data-testid="order note"s]',
+    "li >> nth=1": 'internal:text="second item"s',
+    "[type=submit]": 'role=button[name="Send it"]',
+    "#twin2": "#twin2",  # same text as its twin, no role: its id
+    "#home": "#home",  # "Home" twice
+    "main > div > span": "body > main > div > span",  # no id: a path
+}
+UNIQUE_ANYHOW = ["#size", "#pw + label"]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def page(pool: BrowserPool) -> AsyncIterator[Page]:
+    """A page holding the recorder's script, as the recorder's pages do."""
+    async with pool.context() as context:
+        tab = await context.new_page()
+        await tab.set_content(PAGE)
+        await tab.add_script_tag(content=page_script())
+        yield tab
+
+
+async def chosen(page: Page, where: str) -> str:
+    selector: str = await page.locator(where).evaluate("e => window.__journeymanSelector(e)")
+    return selector
+
+
+@pytest.mark.parametrize("where", [*EXPECTED, *UNIQUE_ANYHOW])
+async def test_the_chosen_selector_finds_that_element_alone(page: Page, where: str) -> None:
+    """Each element's selector matches exactly that element under Playwright's engines."""
+    selector = await chosen(page, where)
+    assert await page.locator(selector).count() == 1, selector
+    same = await page.locator(selector).evaluate(
+        "(e, other) => e === other", await page.locator(where).element_handle()
+    )
+    assert same, f"{selector} found another element than {where}"
+
+
+@pytest.mark.parametrize(("where", "expected"), EXPECTED.items())
+async def test_the_first_strategy_naming_one_element_wins(
+    page: Page, where: str, expected: str
+) -> None:
+    """Role and name first, then label, test id, text, CSS: the recommended order."""
+    assert await chosen(page, where) == expected
+
+
+async def test_the_overlay_is_never_counted(page: Page) -> None:
+    """The overlay's own button saying the same text does not make a page's text
+    ambiguous: the replay has no overlay."""
+    assert await page.locator("#jm-expect-text").inner_text() == "Expect this text"
+    assert await chosen(page, "#echo") == 'internal:text="Expect this text"s'
