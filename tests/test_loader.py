@@ -135,6 +135,11 @@ EXPECTED = {
         "of line 4: start a new item with '- ', or indent it 4 spaces to belong to the item "
         "above",
     ],
+    "yaml_item_like_field.yaml": [
+        "yaml_item_like_field.yaml:6:5: invalid YAML: line 6 starts a new item indented 4 "
+        "spaces, like the fields of the item above: line its '-' up with the '-' of line 4 (2 "
+        "spaces)",
+    ],
     "yaml_no_space.yaml": [
         "yaml_no_space.yaml:4:8: invalid YAML: a space must follow ':' to make a mapping: write "
         "every: 5m",
@@ -166,6 +171,12 @@ EXPECTED = {
     "misspelt_required_field.yaml": [  # once, as unknown: not also "name: required field"
         "misspelt_required_field.yaml:4:5: steps[0].nme: unknown field 'nme' (did you mean "
         "'name'?)",
+    ],
+    "indented_too_far.yaml": [  # valid YAML, but the fields landed one level too deep
+        "indented_too_far.yaml:5:3: slo.variables: unknown field 'variables' (indented too "
+        "far? it belongs at the top level)",
+        "indented_too_far.yaml:11:7: steps[0].http.expect: unknown field 'expect' (indented "
+        "too far? it belongs under steps[0])",
     ],
     "every_check_at_once": [  # the model, the references and the catalog, in one pass
         "every_check_at_once/orders.yaml:2:1: business_process: unknown business process "

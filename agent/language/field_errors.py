@@ -191,7 +191,11 @@ def _text(
         return "required field missing"
     if kind == "extra_forbidden":
         known = _field_names(model, path[:-1], data)
-        hint = suggest(path[-1], known) or f" (known fields: {', '.join(known)})"
+        hint = (
+            suggest(path[-1], known)
+            or _misplaced(model, path, data)
+            or f" (known fields: {', '.join(known)})"
+        )
         spaced = colon_hint(path[-1]) if reveal else None  # {every:5m} is one key
         return f"unknown field {path[-1]!r}{f' ({spaced})' if spaced else hint}"
     if kind in _BOUNDS:
@@ -234,6 +238,15 @@ def _step_kind(path: Path, value: Any, model: type[BaseModel], data: Any) -> Fie
         hint = suggest(strays[0], list(STEP_KINDS)) or f" (a step is one of: {kinds})"
         return FieldError((*path, strays[0]), f"unknown step kind {strays[0]!r}{hint}")
     return FieldError(path, f"a step needs one kind key: {kinds}")
+
+
+def _misplaced(model: type[BaseModel], path: Path, data: Any) -> str:
+    """For an unknown field that is a field of a mapping further out: the indentation."""
+    for end in range(len(path) - 2, -1, -1):
+        if path[-1] in _field_names(model, path[:end], data):
+            owner = f"under {format_path(path[:end])}" if end else "at the top level"
+            return f" (indented too far? it belongs {owner})"
+    return ""
 
 
 def _browser_action(path: Path, value: Any) -> FieldError:

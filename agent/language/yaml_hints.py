@@ -29,7 +29,7 @@ __all__ = ["Hint", "colon_hint", "comment_hint", "syntax_hint"]
 _NO_SPACE = re.compile(r"^([A-Za-z_][\w.-]*):(?!//)(\S[^#]*?)\s*(?:\s#.*)?$")
 _NO_SPACE_IN_LINE = re.compile(r"(?:^\s*(?:-\s+)?|[{,]\s*)([A-Za-z_][\w.-]*):(?!//)(?=[^\s:])")
 _SEPARATOR = re.compile(r"[^\s:]:\s+")  # the ': ' after a key
-_COMMENT_STARTED = re.compile(r"^\s*#(\S+)")
+_COMMENT_STARTED = re.compile(r"^\s*#([\w.-]\S*)")  # #pay, #123: a value, not a remark
 _SECRETS = re.compile(r"^\s*(?:-\s+)?secrets\s*:")
 _SPACE = "a space must follow ':' to make a mapping"
 _TAB_MESSAGE = "YAML does not allow tabs for indentation; use spaces"
@@ -150,9 +150,12 @@ def _indentation(lines: list[str], line: int) -> Hint | None:
     levels = _open_levels(lines, line)
     if not levels:
         return None
+    is_item = text.lstrip(" ").startswith("-")
     if indent in levels:
         number, inner = levels[indent]
-        if inner is None or text.lstrip(" ").startswith("-"):
+        if is_item and inner is None:
+            return _item_like_a_field(line, indent, levels)
+        if inner is None or is_item:
             return None  # it lines up: the parser's own message stands
         return Hint(
             line,
@@ -171,6 +174,22 @@ def _indentation(lines: list[str], line: int) -> Hint | None:
         indent + 1,
         f"line {line} is indented {_spaces(indent)}, but the lines above it are indented "
         f"{options}: indent it like the lines it goes with",
+    )
+
+
+def _item_like_a_field(
+    line: int, indent: int, levels: dict[int, tuple[int, int | None]]
+) -> Hint | None:
+    """``- name: b`` indented like the fields of the item above, not like its '-'."""
+    dashes = [(level, number) for level, (number, inner) in levels.items() if inner == indent]
+    if not dashes:
+        return None  # a list under a field, or another mistake: the parser's words stand
+    level, number = dashes[0]
+    return Hint(
+        line,
+        indent + 1,
+        f"line {line} starts a new item indented {_spaces(indent)}, like the fields of the "
+        f"item above: line its '-' up with the '-' of line {number} ({_spaces(level)})",
     )
 
 
