@@ -6,7 +6,8 @@ often a line after the mistake. This module reads the raw text around such an er
 names the usual culprits at the line they are on:
 
 - a tab in the indentation (YAML allows spaces only);
-- a line indented unlike the lines it goes with;
+- a line indented unlike the lines it goes with (or a ``- `` item like the fields of the
+  item above, or a field like the ``-`` of its item);
 - ``key:value`` without the space after the colon (a string, not a mapping);
 - an unquoted value containing ``": "`` (which starts a mapping) or ``" #"`` (which
   starts a comment and silently cuts the value short).
@@ -53,7 +54,7 @@ class Hint:
 def colon_hint(value: Any) -> str | None:
     """For a string read where a mapping was expected: ``every:5m`` lacks its space."""
     match = _NO_SPACE.match(value) if isinstance(value, str) else None
-    return Hint(1, 1, _SPACE, f"{match[1]}: {match[2]}").message if match else None
+    return f"{_SPACE}: write {match[1]}: {match[2]}" if match else None
 
 
 def comment_hint(rest: str, value: Any, *, reveal: bool = True) -> str | None:
