@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
@@ -74,6 +75,18 @@ async def shop_as_a_customer(page: Page, shop: RunningShop) -> None:
     await all_recorded(page)
 
 
+def listening(port: int) -> set[str]:
+    """The addresses (hex, as Linux lists them) with a socket listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, port_hex = fields[1].split(":")
+            if int(port_hex, 16) == port and fields[3] == "0A":
+                found.add(address)
+    return found
+
+
 async def record(shop: RunningShop, output: Path) -> str:
     """Record the customer's visit through the recorder's debugging address; its stderr."""
     recorder = await asyncio.create_subprocess_exec(
@@ -90,6 +103,7 @@ async def record(shop: RunningShop, output: Path) -> str:
         line = await asyncio.wait_for(recorder.stdout.readline(), 30)
         address = ADDRESS.search(line.decode())
         assert address, f"the recorder prints its debugging address, got {line!r}"
+        assert listening(int(address.group(1).rsplit(":", 1)[1])) == {"0100007F"}  # 127.0.0.1
         async with async_playwright() as playwright:
             browser = await playwright.chromium.connect_over_cdp(address.group(1))
             page = browser.contexts[0].pages[0]
@@ -156,3 +170,47 @@ async def test_a_recorded_checkout_validates_replays_and_fails_where_the_shop_br
     failure = ET.parse(junit).find("testcase/failure")
     assert failure is not None, out
     assert failure.get("message", "").startswith("assertion at step 'Checkout':"), out
+
+
+async def test_ctrl_c_in_the_terminal_ends_the_recording_and_writes_what_was_done(
+    shop: RunningShop, tmp_path: Path
+) -> None:
+    """SIGINT to the whole process group (the terminal's Ctrl-C, which also reaches the
+    browser and Playwright's driver) still writes the journey recorded so far."""
+    require_chromium()
+    output = tmp_path / "partial.yaml"
+    recorder = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", "record", f"{shop.url}/", "-o", str(output),
+        "--headless", "--remote-debugging-port", "0",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert recorder.stdout is not None
+        address = ADDRESS.search((await asyncio.wait_for(recorder.stdout.readline(), 30)).decode())
+        assert address
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.connect_over_cdp(address.group(1))
+            page = browser.contexts[0].pages[0]
+            await page.wait_for_selector("#jm-expect-text")
+            await page.click("#nav-products")
+            await page.wait_for_url("**/products")
+            await all_recorded(page)
+            os.killpg(recorder.pid, signal.SIGINT)
+            _, err = await asyncio.wait_for(recorder.communicate(), 30)
+    finally:
+        if recorder.returncode is None:
+            recorder.kill()
+            await recorder.wait()
+    assert recorder.returncode == 0, err.decode()
+    journey = yaml.safe_load(output.read_text())
+    assert journey["journey"] == "partial"  # from the file's name: no flag, no terminal
+    assert journey["business_process"] == "unassigned"
+    assert "business_process: unassigned (not given, no terminal to ask)" in err.decode()
+    assert journey["steps"][0]["browser"] == [
+        {"goto": "${base}/"},
+        {"click": 'role=link[name="Products"]'},
+        {"expect_url": "/products"},
+    ]
