@@ -24,7 +24,7 @@ from agent.language.catalog import Catalog
 from agent.language.loader import load
 from agent.language.model import Journey
 from agent.language.templating import DEFAULT_ALLOW_ENV, EnvAllowList
-from agent.run.artifacts import ArtifactStore
+from agent.run.artifacts import ArtifactStore, TraceMode
 from agent.run.browser_pool import BrowserPool
 from agent.run.context import RunEnvironment
 from agent.run.debug_view import DebugView
@@ -63,6 +63,7 @@ class Settings:
     shard: Shard | None = None
     grace: float = 30.0
     artifacts_dir: Path | None = None
+    browser_trace: TraceMode = TraceMode.LIGHT  # what a failed browser step's trace records
     browser_path: str | None = None
     headed: bool = False  # run --once --headed: a browser window to watch (needs a display)
     slow_mo: float = 0.0  # run --once --slow-mo: milliseconds before each browser operation
@@ -87,7 +88,9 @@ async def run_environment(
 ) -> AsyncIterator[RunEnvironment]:
     """What runs share: TLS contexts, the browser (launched on first use), artifacts. With
     a ``registry``, the browser's waits are exported as ``journeyman_browser_wait_seconds``."""
-    artifacts = ArtifactStore(settings.artifacts_dir) if settings.artifacts_dir else None
+    artifacts = None
+    if settings.artifacts_dir:
+        artifacts = ArtifactStore(settings.artifacts_dir, trace=settings.browser_trace)
     on_wait = None
     if registry is not None:
         on_wait = Histogram(

@@ -248,6 +248,7 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     import socket
 
     from agent.app import Settings
+    from agent.run.artifacts import TraceMode
     from agent.schedule.sharding import parse_shard
 
     values: dict[str, Any] = {
@@ -259,6 +260,7 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
         "shard": parse_shard(args.shard, os.environ, socket.gethostname()) if args.shard else None,
         "grace": args.grace,
         "artifacts_dir": args.artifacts_dir,
+        "browser_trace": TraceMode(args.browser_trace),
         "browser_path": args.browser_path,
         "web_config": _web_config(args.web_config_file),
         "protect_probes": args.web_protect_probes,

@@ -156,6 +156,12 @@ def agent_options(parser: argparse.ArgumentParser) -> None:
         "new temporary folder)", type=Path, metavar="DIR",
     )  # fmt: skip
     option(
+        "--browser-trace", "BROWSER_TRACE", "light",
+        "what the Playwright trace of a failed browser step records: light (actions, "
+        "timings, errors), full (also DOM snapshots and screencast: ~+40%% step time, "
+        "inside the step's clock), off", choices=["light", "full", "off"],
+    )  # fmt: skip
+    option(
         "--browser-path", "BROWSER", None, "Chromium executable",
         shown="Playwright's own, then the system's chromium", metavar="FILE",
     )  # fmt: skip

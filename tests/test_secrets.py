@@ -178,7 +178,8 @@ async def test_run_once_writes_no_secret_in_any_form(
     junit, artifacts = tmp_path / "report.xml", tmp_path / "artifacts"
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "agent", "run", "--once", str(journeys), "--junit", str(junit),
-        "--artifacts-dir", str(artifacts), "--log-level", "debug", "--max-browsers", "3",
+        "--artifacts-dir", str(artifacts), "--browser-trace", "full", "--log-level", "debug",
+        "--max-browsers", "3",
         env={**os.environ, **_environ(base)},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -207,7 +208,8 @@ async def test_serving_agent_writes_no_secret_in_any_form(
     base, app = echo
     journeys = _journeys(tmp_path / "journeys")
     artifacts = tmp_path / "artifacts"
-    args = ("--artifacts-dir", str(artifacts), "--log-level", "debug", "--max-browsers", "3")
+    args = ("--artifacts-dir", str(artifacts), "--browser-trace", "full",
+            "--log-level", "debug", "--max-browsers", "3")  # fmt: skip
     async with running_agent([journeys], *args, environ=_environ(base)) as agent:
 
         def all_ran(samples: dict) -> bool:  # type: ignore[type-arg]
