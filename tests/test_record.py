@@ -52,12 +52,12 @@ async def all_recorded(page: Page) -> None:
 
 
 async def shop_as_a_customer(page: Page, shop: RunningShop) -> None:
-    """Log in (typing the password), add two teas, check the cart count with the overlay,
-    pay, and check the thank-you heading with the overlay."""
+    """Log in (typing the password, then Enter), add two teas, check the cart count with
+    the overlay, pay, and check the thank-you heading with the overlay."""
     await page.click("#nav-login")
     await page.fill("#username", "alice")
     await page.locator("#password").press_sequentially(shop.credentials.password)
-    await page.click("#login-button")
+    await page.locator("#password").press("Enter")  # submits by clicking #login-button
     await page.wait_for_selector("#nav-user")
     await page.click("#featured [data-test=product-link] >> nth=0")
     await page.fill("#quantity", "2")
@@ -140,7 +140,9 @@ async def test_a_recorded_checkout_validates_replays_and_fails_where_the_shop_br
     assert journey["schedule"] == {"every": "5m", "timeout": "30s", "step_timeout": "10s"}
     actions = [a for step in journey["steps"] for a in step["browser"]]
     assert {"click": 'role=link[name="Log in"]'} in actions
-    assert {"click": 'role=button[name="Log in"]'} in actions
+    assert {"press": {'internal:label="Password"s': "Enter"}} in actions
+    assert {"click": 'role=button[name="Log in"]'} not in actions  # Enter's doing, not hers
+    assert {"click": 'role=button[name="Add to cart"]'} in actions
     assert {
         "fill": {
             'role=textbox[name="User name"]': "alice",

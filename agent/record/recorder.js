@@ -212,10 +212,15 @@
   const hints = (e) => [e.name, e.id, e.getAttribute("autocomplete"), ...labelsOf(e)]
     .filter(Boolean);
 
+  // Enter in a field submits its form by clicking the form's submit button: that click
+  // is the press's doing, not the person's (it has no mouse, detail 0).
+  let submittedBy = null;
+
   function onClick(event) {
     if (!event.isTrusted || fromOverlay(event)) return;
     if (picking) return pick(event);
     const target = event.target.closest(CLICKABLE) || event.target;
+    if (event.detail === 0 && submittedBy && target.form === submittedBy) return;
     // Recorded by their change instead (a click on their label changes them too).
     const control = target.localName === "label" ? target.control : target;
     if (control && (TYPED(control) || ["select", "option"].includes(control.localName))) return;
@@ -248,6 +253,8 @@
     if (!event.isTrusted || fromOverlay(event) || event.key !== "Enter") return;
     if (TYPED(event.target) && event.target.localName !== "textarea") {
       send({ type: "press", selector: selectorFor(event.target), value: "Enter" });
+      submittedBy = event.target.form;
+      setTimeout(() => { submittedBy = null; });
     }
   }
 
