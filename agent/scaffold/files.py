@@ -98,7 +98,7 @@ persona: customer
 service: storefront
 owner: web-team
 criticality: high
-schedule: {every: 2m, timeout: 45s, step_timeout: 20s}
+schedule: {every: 2m, timeout: 30s, step_timeout: 10s}
 slo:
   availability: 99%
   latency: {threshold: 8s, objective: 95%}
