@@ -216,3 +216,29 @@ async def test_ctrl_c_in_the_terminal_ends_the_recording_and_writes_what_was_don
         {"click": 'role=link[name="Products"]'},
         {"expect_url": "/products"},
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ftp://x/", "-o", "x.yaml"], "must be an http:// or https:// URL"),
+        (["http://127.0.0.1:9/", "-o", "x.yaml", "--journey", "Bad Id"], "must be lowercase"),
+        (["http://127.0.0.1:9/", "-o", "x.yaml", "--interval", "often"], "--interval"),
+        (["http://127.0.0.1:9/", "-o", "no/such/folder/x.yaml"], "does not exist"),
+        (["http://127.0.0.1:9/", "-o", "x.yaml", "--browser-path", "/no/chromium"], "not an"),
+    ],
+)
+async def test_what_cannot_work_exits_2_with_one_line(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    """A bad option, a missing folder or browser: exit 2, saying why, nothing written."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", "record", *args, "--headless", "--journey", "j",
+        "--business-process", "b", "--persona", "customer",
+        cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    assert message in err.decode()
+    assert not (tmp_path / "x.yaml").exists()

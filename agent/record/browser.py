@@ -87,9 +87,9 @@ async def record(url: str, options: RecordOptions, stop: asyncio.Event, out: Tex
                 try:
                     await page.goto(url)
                 except PlaywrightError as error:
-                    raise BrowserUnavailable(
-                        f"could not open {url}: {_first_line(error)}"
-                    ) from None
+                    if not stop.is_set():  # else closed while loading: nothing to say
+                        why = _first_line(error)
+                        raise BrowserUnavailable(f"could not open {url}: {why}") from None
                 await stop.wait()
             finally:
                 with contextlib.suppress(PlaywrightError, TimeoutError):

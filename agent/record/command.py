@@ -48,9 +48,8 @@ def add_parser(commands: Any) -> None:
         "port); the address is printed",
     )  # fmt: skip
     record.add_argument(
-        "--browser-path", default=os.environ.get("JOURNEYMAN_BROWSER") or None,
-        help="Chromium executable",
-    )  # fmt: skip
+        "--browser-path", help="Chromium executable (default: $JOURNEYMAN_BROWSER, else found)"
+    )
     record.set_defaults(handler=_record)
 
 
@@ -91,7 +90,11 @@ def _record(args: argparse.Namespace) -> int:
         "persona": args.persona,
         "interval": args.interval,
     }
-    described = about(given, output, input if sys.stdin.isatty() else None, sys.stderr)
+    try:
+        described = about(given, output, input if sys.stdin.isatty() else None, sys.stderr)
+    except (KeyboardInterrupt, EOFError):
+        print("\njourneyman record: cancelled", file=sys.stderr)
+        return EXIT_USAGE
     headless, port = args.headless, args.remote_debugging_port
     if not headless and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         print(

@@ -39,6 +39,9 @@ def record_journey(
         print(f"journeyman record: {error}", file=sys.stderr)
         return EXIT_USAGE
     journal = build(recording.events, recording.calls, about.journey)
+    if not journal.steps:
+        print(f"journeyman record: no page was recorded; {output} not written", file=sys.stderr)
+        return EXIT_FAILED
     output.write_text(render(journal, about, url, started), encoding="utf-8")
     print(f"journeyman record: wrote {output} ({len(journal.steps)} steps)", file=sys.stderr)
     for secret in journal.secrets:
