@@ -29,9 +29,12 @@ def typed(selector: str, value: str, field_type: str = "text", *hints: str) -> P
     return PageEvent("fill", selector, value, field_type=field_type, hints=hints)
 
 
+LEAVE = PageEvent("leave")  # the page opened the next one
+
 LOGIN = [
     page("/", "Home · Shop", "Welcome"),
     PageEvent("click", 'role=link[name="Log in"]'),
+    LEAVE,
     page("/login", "Log in · Shop"),
     typed("#user", "a"),
     typed("#user", "al"),
@@ -39,6 +42,7 @@ LOGIN = [
     typed("#pw", "p", "password", "password"),
     typed("#pw", "pa55-word", "password", "password"),
     PageEvent("press", "#pw", "Enter"),
+    LEAVE,
     page("/", "Home · Shop", "Hello alice"),
     PageEvent("expect_text", "#hello", "Hello alice pa55-word"),
 ]
@@ -75,17 +79,26 @@ def test_a_page_opened_by_an_action_is_waited_for_with_an_expectation() -> None:
         {"press": {"#pw": "Enter"}},
         {"expect_title": "Home · Shop"},
     ]
-    same_title = [*LOGIN[:3], PageEvent("click", "#go"), page("/", "Log in · Shop", "Hi")]
+    same_title = [*LOGIN[:4], PageEvent("click", "#go"), LEAVE, page("/", "Log in · Shop", "Hi")]
     assert build(same_title, [], "shop").steps[1].actions[-1] == {"expect_text": "Hi"}
 
 
 def test_a_page_opened_by_the_person_is_a_goto() -> None:
-    """No action before a new page: the person typed its address."""
-    events = [page("/", "Home"), page("/orders/W-17", "Order W-17")]
+    """A page the page before did not open (an address typed after a click that stayed,
+    or a navigation the page cancelled) is a goto."""
+    events = [
+        page("/", "Home"),
+        PageEvent("click", "#add"),
+        page("/orders/W-17", "Order W-17"),
+        LEAVE,
+        PageEvent("click", "#spa-link"),
+        page("/cart", "Cart"),
+    ]
     journal = build(events, [], "shop")
     assert [s.actions for s in journal.steps] == [
-        [{"goto": "${base}/"}],
-        [{"goto": "${base}/orders/W-17"}],
+        [{"goto": "${base}/"}, {"click": "#add"}],
+        [{"goto": "${base}/orders/W-17"}, {"click": "#spa-link"}],
+        [{"goto": "${base}/cart"}],
     ]
 
 
@@ -99,9 +112,9 @@ def test_made_up_parts_of_a_path_are_left_out_of_url_expectations() -> None:
 def test_json_calls_are_noted_on_their_step_without_query_or_secret() -> None:
     """A fetch with JSON is a comment suggesting an http step, never a silent change."""
     calls = [
-        ApiCall("POST", f"{BASE}/api/cart?pw=pa55-word", after=4),
-        ApiCall("POST", f"{BASE}/api/cart", after=5),
-        ApiCall("GET", "http://other.test/api/pa55-word", after=10),
+        ApiCall("POST", f"{BASE}/api/cart?pw=pa55-word", after=5),
+        ApiCall("POST", f"{BASE}/api/cart", after=6),
+        ApiCall("GET", "http://other.test/api/pa55-word", after=12),
     ]
     journal = build(LOGIN, calls, "shop")
     assert journal.steps[1].notes == [

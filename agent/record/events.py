@@ -13,13 +13,14 @@ __all__ = ["ACTION_TYPES", "CHECK_TYPES", "ApiCall", "PageEvent", "from_payload"
 
 ACTION_TYPES = frozenset({"click", "fill", "select", "check", "uncheck", "press", "upload"})
 CHECK_TYPES = frozenset({"expect_text", "expect_visible", "extract"})
-_TYPES = ACTION_TYPES | CHECK_TYPES | {"page"}
+_TYPES = ACTION_TYPES | CHECK_TYPES | {"page", "leave"}
 _TEXT = 10_000  # characters kept of any one field: a page cannot make the file huge
 
 
 @dataclass(frozen=True)
 class PageEvent:
-    """One event: ``type`` (an action, a check or ``page``: a document was shown), the
+    """One event: ``type`` (an action, a check, ``leave``: the page is opening another,
+    or ``page``: a document was shown), the
     element's ``selector``, its ``value`` (typed text, key, picked text; for ``page``
     the first heading), ``values`` (options chosen, files), and for typed fields the
     input type and name hints that tell a secret."""

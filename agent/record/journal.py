@@ -2,10 +2,10 @@
 
 One step per page the person acted on, named after the page's title. The actions on a
 page are written in order; keystrokes into one field collapse to one ``fill`` (fills
-that follow each other share one mapping, as people write them). A page shown because
-of an action (a click, Enter, a choice) gets that action's step an ``expect_*`` that
-holds once the new page is there (its URL, else its title, else its heading), never a
-sleep; a page the person opened themselves gets a ``goto``. Typed secrets become
+that follow each other share one mapping, as people write them). A page the page before
+opened (a link, a form, a script: its ``leave`` event) ends that page's step with an
+``expect_*`` that holds once the new page is there (its URL, else its title, else its
+heading), never a sleep; a page the person opened themselves gets a ``goto``. Typed secrets become
 ``${secret.NAME}`` (:mod:`agent.record.secrets`) and are written nowhere, not even
 inside another text. JSON calls the page made by fetch/XHR are noted on their step.
 """
@@ -23,7 +23,6 @@ from agent.record.secrets import env_var, is_secret, unique_name
 
 __all__ = ["Journal", "Secret", "Step", "build"]
 
-_CAUSES = frozenset({"click", "press", "select", "check", "uncheck"})  # may open a page
 _TITLE_SEPARATORS = re.compile(r"\s+[\u00b7|\u2013\u2014-]\s+")  # "Cart · Shop", "Cart | Shop"
 _NAME_LENGTH = 60
 
@@ -97,7 +96,7 @@ class _Builder:
     def __init__(self) -> None:
         self.steps: list[Step] = []
         self.page: PageEvent | None = None
-        self.acted = False  # an action that may open a page happened on this page
+        self.leaving = False  # the page is opening another, and nothing was done since
         self.base = ""
         self.uploads: list[str] = []
         self.extracted: set[str] = set()
@@ -105,7 +104,10 @@ class _Builder:
     def add(self, event: PageEvent) -> None:
         if event.type == "page":
             self._shown(event)
+        elif event.type == "leave":
+            self.leaving = True
         elif self.steps:
+            self.leaving = False  # a navigation the page cancelled: no page follows
             self._act(event)
 
     def _shown(self, shown: PageEvent) -> None:
@@ -114,16 +116,15 @@ class _Builder:
             parts = urlsplit(shown.url)
             self.base = f"{parts.scheme}://{parts.netloc}"
             self.steps.append(Step(_step_name(shown), [{"goto": shown.url}]))
-        elif self.acted:
+        elif self.leaving:
             self.steps[-1].actions.append(_wait_for(previous, shown))
             self.steps.append(Step(_step_name(shown)))
         elif shown.url != previous.url:
             self.steps.append(Step(_step_name(shown), [{"goto": shown.url}]))
-        self.page, self.acted = shown, False
+        self.page, self.leaving = shown, False
 
     def _act(self, event: PageEvent) -> None:
         actions = self.steps[-1].actions
-        self.acted = self.acted or event.type in _CAUSES
         if event.type == "fill":
             typed = _Typed(event.selector, event.value, event.field_type, event.hints)
             last = actions[-1].get("fill") if actions else None

@@ -363,6 +363,13 @@
     };
   }
   window.addEventListener("popstate", announce);
+  // The page is opening another (a link, a form, a script): the browser fires "navigate"
+  // for those and never for an address typed by the person, which is a goto instead.
+  if (window.navigation) {
+    navigation.addEventListener("navigate", (event) => {
+      if (!event.hashChange) send({ type: "leave", url: event.destination.url });
+    });
+  }
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", announce, { once: true });
   } else {
