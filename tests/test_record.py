@@ -178,7 +178,8 @@ async def test_ctrl_c_in_the_terminal_ends_the_recording_and_writes_what_was_don
     shop: RunningShop, tmp_path: Path
 ) -> None:
     """SIGINT to the whole process group (the terminal's Ctrl-C, which also reaches the
-    browser and Playwright's driver) still writes the journey recorded so far."""
+    browser and Playwright's driver) still writes the journey recorded so far; an
+    address typed by the person is a goto."""
     require_chromium()
     output = tmp_path / "partial.yaml"
     recorder = await asyncio.create_subprocess_exec(
@@ -199,6 +200,7 @@ async def test_ctrl_c_in_the_terminal_ends_the_recording_and_writes_what_was_don
             await page.wait_for_selector("#jm-expect-text")
             await page.click("#nav-products")
             await page.wait_for_url("**/products")
+            await page.goto(f"{shop.url}/cart")  # as if typed into the address bar
             await all_recorded(page)
             os.killpg(recorder.pid, signal.SIGINT)
             _, err = await asyncio.wait_for(recorder.communicate(), 30)
@@ -211,10 +213,13 @@ async def test_ctrl_c_in_the_terminal_ends_the_recording_and_writes_what_was_don
     assert journey["journey"] == "partial"  # from the file's name: no flag, no terminal
     assert journey["business_process"] == "unassigned"
     assert "business_process: unassigned (not given, no terminal to ask)" in err.decode()
-    assert journey["steps"][0]["browser"] == [
-        {"goto": "${base}/"},
-        {"click": 'role=link[name="Products"]'},
-        {"expect_url": "/products"},
+    assert [step["browser"] for step in journey["steps"]] == [
+        [
+            {"goto": "${base}/"},
+            {"click": 'role=link[name="Products"]'},
+            {"expect_url": "/products"},
+        ],
+        [{"goto": "${base}/cart"}],  # typed, not opened by the page: a goto
     ]
 
 
