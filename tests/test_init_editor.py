@@ -77,6 +77,9 @@ async def server(folder: Path) -> AsyncIterator[LanguageServer]:
     settings = editor_settings(folder)
     async with language_server(command, folder, {"yaml": settings, "http": {}}) as running:
         await running.notify("workspace/didChangeConfiguration", {"settings": {"yaml": settings}})
+        # The server pulls its settings on that notification; it answers a code lens
+        # request only once they are applied, so files opened next are checked with them.
+        await running.request("textDocument/codeLens", {"textDocument": {"uri": folder.as_uri()}})
         yield running
 
 
