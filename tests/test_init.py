@@ -64,15 +64,33 @@ def test_existing_files_are_kept_without_force(
     assert "business_processes:" in (folder / "catalog.yaml").read_text()
 
 
-def test_a_file_in_the_way_is_one_line_and_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("in_the_way", "message"),
+    [
+        ("journeys", "journeys exists and is not a folder"),
+        ("journeys/.vscode", "journeys/.vscode exists and is not a folder"),
+        ("journeys/catalog.yaml/", "journeys/catalog.yaml is a folder, where init writes a file"),
+    ],
+)
+def test_something_in_the_way_is_one_line_and_exit_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    in_the_way: str,
+    message: str,
 ) -> None:
-    """A file where the folder should be, even with --force: exit 2, one line, nothing written."""
-    taken = tmp_path / "journeys"
-    taken.write_text("not a folder")
-    assert init(str(taken), "--force") == 2
-    assert capsys.readouterr().err == f"journeyman init: {taken} exists and is not a folder\n"
-    assert taken.read_text() == "not a folder"
+    """A file where a folder goes, or a folder where a file goes, even with --force:
+    exit 2, one line, nothing written."""
+    monkeypatch.chdir(tmp_path)
+    if in_the_way != "journeys":
+        Path("journeys").mkdir()
+    if in_the_way.endswith("/"):
+        Path(in_the_way).mkdir()
+    else:
+        Path(in_the_way).write_text("in the way")
+    assert init("journeys", "--force") == 2
+    assert capsys.readouterr().err == f"journeyman init: {message}\n"
+    assert not Path("journeys/shop-browse.yaml").exists()
 
 
 def test_the_scaffold_validates_without_a_warning(

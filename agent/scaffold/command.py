@@ -47,15 +47,15 @@ def _init(args: argparse.Namespace) -> int:
 
 def _problem(folder: Path, files: dict[Path, str], *, force: bool) -> str:
     """Why nothing should be written, in one line, or ""."""
-    if folder.exists() and not folder.is_dir():
-        return f"{folder} exists and is not a folder"
-    blocked = [path for path in files if path.exists() and (not force or path.is_dir())]
-    folders = [path for path in blocked if path.is_dir()]
+    for place in sorted({folder, *(path.parent for path in files)}):
+        if place.exists() and not place.is_dir():
+            return f"{place} exists and is not a folder"
+    folders = [path for path in files if path.is_dir()]
     if folders:
         return f"{folders[0]} is a folder, where init writes a file"
-    if blocked:
-        names = ", ".join(str(path) for path in blocked)
-        return f"would overwrite {names} (--force overwrites them)"
+    existing = [str(path) for path in files if path.exists()]
+    if existing and not force:
+        return f"would overwrite {', '.join(existing)} (--force overwrites them)"
     return ""
 
 
