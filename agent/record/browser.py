@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
-from playwright.async_api import BrowserContext, Page, Response, async_playwright
+from playwright.async_api import BrowserContext, BrowserType, Page, Response, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from agent.record.events import ApiCall, PageEvent, from_payload
@@ -76,7 +76,10 @@ async def record(url: str, options: RecordOptions, stop: asyncio.Event, out: Tex
     """Open ``url`` and record until ``stop`` is set or the page is closed."""
     recording = Recording()
     with tempfile.TemporaryDirectory(prefix="journeyman-record-") as profile:
-        playwright = await async_playwright().start()
+        try:
+            playwright = await async_playwright().start()
+        except Exception as error:  # Playwright raises a bare Exception when it exits
+            raise BrowserUnavailable(f"Playwright's driver would not start: {error}") from None
         try:
             context = await _launch(playwright.chromium, Path(profile), options)
             try:
@@ -102,7 +105,7 @@ async def record(url: str, options: RecordOptions, stop: asyncio.Event, out: Tex
     return recording
 
 
-async def _launch(chromium: Any, profile: Path, options: RecordOptions) -> BrowserContext:
+async def _launch(chromium: BrowserType, profile: Path, options: RecordOptions) -> BrowserContext:
     path = find_browser(options.browser_path, os.environ, chromium.executable_path)
     args = list(LEAN_ARGS)
     if options.debugging_port is not None:
@@ -111,7 +114,7 @@ async def _launch(chromium: Any, profile: Path, options: RecordOptions) -> Brows
             "--remote-debugging-address=127.0.0.1",
         ]
     try:
-        context: BrowserContext = await chromium.launch_persistent_context(
+        return await chromium.launch_persistent_context(
             profile,
             executable_path=path,
             headless=options.headless,
@@ -121,7 +124,6 @@ async def _launch(chromium: Any, profile: Path, options: RecordOptions) -> Brows
         )
     except PlaywrightError as error:
         raise BrowserUnavailable(f"{path} would not start: {_first_line(error)}") from None
-    return context
 
 
 async def _watch(context: BrowserContext, recording: Recording, stop: asyncio.Event) -> Page:

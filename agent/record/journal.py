@@ -128,8 +128,7 @@ class _Builder:
         if event.type == "fill":
             typed = _Typed(event.selector, event.value, event.field_type, event.hints)
             last = actions[-1].get("fill") if actions else None
-            if isinstance(last, dict) and (event.selector not in last or
-                                           list(last)[-1] == event.selector):  # fmt: skip
+            if isinstance(last, dict) and _continues(last, event.selector):
                 last[event.selector] = typed
             else:
                 actions.append({"fill": {event.selector: typed}})
@@ -154,6 +153,13 @@ class _Builder:
         if event.field_type:
             rule["attribute"] = "value"
         return {"extract": {name: rule}}
+
+
+def _continues(fill: dict[str, _Typed], selector: str) -> bool:
+    """Typing into ``selector`` goes on in the mapping ``fill``: the field typed into
+    last, or a new one. An earlier field again (left, then come back to) is a fill of
+    its own, so the replay types in the order the person did."""
+    return selector not in fill or list(fill)[-1] == selector
 
 
 def _expect_text(event: PageEvent) -> dict[str, Any]:
