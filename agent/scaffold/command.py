@@ -1,7 +1,7 @@
 """The ``init`` subcommand's options and handler.
 
-Imported by ``agent.cli`` to build the parser, so it imports nothing beyond the standard
-library at module level; the files and their schemas are built when ``init`` runs.
+Imported by ``agent.cli`` to build the parser, so it imports nothing beyond argparse at
+module level; the files and their schemas are built when ``init`` runs.
 """
 
 from __future__ import annotations
@@ -11,17 +11,29 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent.cli_help import add_command, option_help
+
 __all__ = ["add_parser"]
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def add_parser(commands: Any) -> None:
-    init = commands.add_parser(
-        "init", help="scaffold a journeys folder: a catalog, two journeys, editor schemas"
+    init = add_command(
+        commands, "init",
+        help="scaffold a journeys folder: a catalog, two journeys, editor schemas",
+        description="Write a journeys folder to start from: a catalog.yaml, an HTTP and a\n"
+        "browser journey against the demo shop, the JSON Schemas, and the editor settings\n"
+        "that complete and check the files while typing. See docs/first-journey.md.",
+        example="journeyman init\njourneyman init my-journeys --force",
+    )  # fmt: skip
+    init.add_argument(
+        "folder", nargs="?", default="journeys", help=option_help("", default="journeys")
     )
-    init.add_argument("folder", nargs="?", default="journeys", help="default: journeys")
-    init.add_argument("--force", action="store_true", help="overwrite files that exist")
+    init.add_argument(
+        "--force", action="store_true",
+        help=option_help("overwrite the files init writes when they exist", default=False),
+    )  # fmt: skip
     init.set_defaults(handler=_init)
 
 
