@@ -5,13 +5,14 @@ exactly that element with what was chosen."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
 from browser_support import pool
 from playwright.async_api import Page
 
-from agent.record.browser import page_script
+from agent.record.browser import BINDING, page_script
 from agent.run.browser_pool import BrowserPool
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -56,10 +57,17 @@ EXPECTED = {
 UNIQUE_ANYHOW = ["#size", "#pw + label"]
 
 
+@pytest.fixture(scope="module")
+def sent() -> list[Any]:
+    """What the page script sent to the recorder's binding."""
+    return []
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def page(pool: BrowserPool) -> AsyncIterator[Page]:
+async def page(pool: BrowserPool, sent: list[Any]) -> AsyncIterator[Page]:
     """A page holding the recorder's script, as the recorder's pages do."""
     async with pool.context() as context:
+        await context.expose_binding(BINDING, lambda _source, event: sent.append(event))
         tab = await context.new_page()
         await tab.set_content(PAGE)
         await tab.add_script_tag(content=page_script())
@@ -95,3 +103,18 @@ async def test_the_overlay_is_never_counted(page: Page) -> None:
     ambiguous: the replay has no overlay."""
     assert await page.locator("#jm-expect-text").inner_text() == "Expect this text"
     assert await chosen(page, "#echo") == 'internal:text="Expect this text"s'
+
+
+async def test_a_picked_field_sends_no_value(page: Page, sent: list[Any]) -> None:
+    """Picking a password field for a check sends its selector, never what it holds."""
+    await page.fill("#pw", "hunter2-typed")
+    await page.click("#jm-expect-text")
+    await page.click("#pw")
+    await page.wait_for_function(
+        "document.querySelector('journeyman-recorder').dataset.pending === '0'"
+    )
+    assert sent[-1] == {
+        "type": "expect_text", "selector": 'internal:label="Password"s', "value": "",
+        "hints": ["pw"], "field_type": "password",
+    }  # fmt: skip
+    assert "hunter2-typed" not in str(sent[-1])

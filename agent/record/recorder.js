@@ -206,7 +206,10 @@
 
   // --- what the person does ---
   const fromOverlay = (event) => event.composedPath().some((n) => n.localName === HOST);
-  const CLICKABLE = "a[href], button, input, select, textarea, label, summary, [role], [onclick]";
+  const CONTROL_ROLES = ["button", "link", "checkbox", "radio", "switch", "tab", "menuitem",
+    "option"];
+  const CLICKABLE = ["a[href]", "button", "input", "select", "textarea", "label", "summary",
+    "[onclick]", ...CONTROL_ROLES.map((role) => `[role=${role}]`)].join(", ");
   const TYPED = (e) => (e.localName === "textarea" || (e.localName === "input"
     && !BUTTON_TYPES.has(e.type) && !["checkbox", "radio", "file", "hidden"].includes(e.type)));
   const hints = (e) => [e.name, e.id, e.getAttribute("autocomplete"), ...labelsOf(e)]
@@ -269,7 +272,9 @@
     const element = event.target;
     const check = picking;
     stopPicking();
-    const text = element.localName === "input" ? element.value : norm(element.innerText);
+    // A field shows no text (expect_text is then expect_visible), and its value is never
+    // sent: it may be a password.
+    const text = element.localName === "input" ? "" : norm(element.innerText);
     const name = norm(element.id || TEST_IDS.map((a) => element.getAttribute(a)).find(Boolean)
       || element.getAttribute("name") || "");
     send({ type: check, selector: selectorFor(element), value: text, hints: [name],
