@@ -29,14 +29,28 @@ def add_parser(commands: Any) -> None:
         "with the overlay's buttons), and write the journey when the page is closed or on "
         "Ctrl-C. See docs/recording.md.",
     )
-    record.add_argument("url", type=_http_url, help="the page to start on")
-    record.add_argument("-o", "--output", type=Path, required=True, help="journey file to write")
-    record.add_argument("--journey", type=_checked(check_id), help="journey id (default: asked)")
-    record.add_argument("--business-process", type=_checked(check_id))
-    record.add_argument("--persona", choices=PERSONAS)
+    record.add_argument("url", metavar="URL", type=_http_url, help="the page to start on")
     record.add_argument(
-        "--interval", type=_checked(check_interval), help="how often it runs, e.g. 5m"
+        "-o", "--output", metavar="FILE", type=Path, required=True, help="journey file to write"
     )
+    asked = "(default: asked on a terminal, else %s)"
+    record.add_argument(
+        "--journey",
+        metavar="ID",
+        type=_checked(check_id),
+        help="journey id " + asked % "the file's name",
+    )
+    record.add_argument(
+        "--business-process",
+        metavar="ID",
+        type=_checked(check_id),
+        help="its business process (an id of catalog.yaml) " + asked % "unassigned",
+    )
+    record.add_argument("--persona", choices=PERSONAS, help="who " + asked % "customer")
+    record.add_argument(
+        "--interval", metavar="DURATION", type=_checked(check_interval),
+        help="how often the journey runs, e.g. 5m " + asked % "5m",
+    )  # fmt: skip
     record.add_argument(
         "--headless", action="store_true",
         help="no window (for machines without a display): drive the browser through its "
@@ -48,8 +62,9 @@ def add_parser(commands: Any) -> None:
         "port); the address is printed",
     )  # fmt: skip
     record.add_argument(
-        "--browser-path", help="Chromium executable (default: $JOURNEYMAN_BROWSER, else found)"
-    )
+        "--browser-path", metavar="PATH",
+        help="Chromium executable (default: $JOURNEYMAN_BROWSER, else found)",
+    )  # fmt: skip
     record.set_defaults(handler=_record)
 
 
