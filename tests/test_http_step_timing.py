@@ -1,6 +1,14 @@
-"""HTTP step timings come from httpcore's trace events and add up plausibly."""
+"""HTTP step timings come from the wire (trace events, the kernel's arrival times) and add
+up plausibly; the agent's own busy loop never counts."""
 
 from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from conftest import ContextFactory
 from http_servers import http_step
@@ -45,3 +53,52 @@ async def test_redirect_hops_are_summed(shop: str, make_context: ContextFactory)
     assert 3 * 0.1 <= ctx.record.values("phases")["wait"] < 3 * 0.1 + SLACK
     assert ctx.record.duration is not None
     assert ctx.record.values("phases")["wait"] <= ctx.record.duration < 3 * 0.1 + SLACK
+
+
+@contextmanager
+def answering_in_a_thread(on_request: Callable[[], None], delay: float) -> Iterator[str]:
+    """A one-connection HTTP server in a thread of its own (the test's loop may be held):
+    on the request it calls ``on_request``, then answers after ``delay``."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        connection, _ = server.accept()
+        with connection:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(4096)
+            on_request()
+            time.sleep(delay)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            connection.recv(1)  # until the client closes
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/"
+    finally:
+        server.close()
+        thread.join(timeout=5)
+
+
+async def test_a_loop_held_busy_when_the_answer_arrives_is_not_the_targets_time(
+    make_context: ContextFactory,
+) -> None:
+    """The agent's loop is held for 0.6 s from the moment the server has the request; the
+    answer arrives 0.05 s later, while the loop is held. The step reports the wire's
+    ~0.05 s, not the ~0.6 s a clock around the await would (the agent's wait)."""
+    loop = asyncio.get_running_loop()
+    hold = 0.6
+
+    def hold_the_loop() -> None:
+        loop.call_soon_threadsafe(time.sleep, hold)
+
+    ctx = make_context()
+    with answering_in_a_thread(hold_the_loop, delay=0.05) as url:
+        started = time.perf_counter()
+        await run(http_step(http={"get": url}), ctx)
+        around_the_await = time.perf_counter() - started
+    assert around_the_await >= hold
+    assert ctx.record.duration is not None
+    assert 0.05 <= ctx.record.duration < hold / 2, ctx.record.values("phases")
+    assert 0.05 <= ctx.record.values("phases")["wait"] < hold / 2

@@ -35,6 +35,7 @@ from agent.steps.http.reply import Reply
 from agent.steps.http.seen import exchange
 from agent.steps.http.session import HttpSession, open_session
 from agent.steps.http.timing import HopTimer
+from agent.steps.http.wire import listening
 from agent.steps.kind import Unit
 
 __all__ = ["run"]
@@ -164,17 +165,19 @@ async def _exchange(
 async def _send(
     client: httpx.AsyncClient, request: httpx.Request, max_body: int, timer: HopTimer
 ) -> tuple[httpx.Response, bytes]:
-    """One request; its body read up to ``max_body`` bytes and never further."""
-    response = await client.send(request, stream=True)
-    try:
-        declared = response.headers.get("content-length", "")
-        # a HEAD reply declares the length of a body it does not send
-        if request.method != "HEAD" and declared.isdigit() and int(declared) > max_body:
-            raise too_large(max_body, f"Content-Length {declared}")
-        return response, await read_capped(response, max_body)
-    finally:
-        timer.body_done()
-        await response.aclose()  # a body not read to its end closes the connection
+    """One request; its body read up to ``max_body`` bytes and never further. The wire
+    tells ``timer`` when bytes arrived."""
+    with listening(timer):
+        response = await client.send(request, stream=True)
+        try:
+            declared = response.headers.get("content-length", "")
+            # a HEAD reply declares the length of a body it does not send
+            if request.method != "HEAD" and declared.isdigit() and int(declared) > max_body:
+                raise too_large(max_body, f"Content-Length {declared}")
+            return response, await read_capped(response, max_body)
+        finally:
+            timer.body_done()
+            await response.aclose()  # a body not read to its end closes the connection
 
 
 def _record_hop(timer: HopTimer, url: httpx.URL, session: HttpSession, ctx: StepContext) -> None:

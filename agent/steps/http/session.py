@@ -8,7 +8,8 @@ offer only the content codings :mod:`agent.steps.http.body` decodes within its c
 Every connection, the first hop's and each redirect's, is opened by
 :class:`EgressBackend`: it resolves the name itself, checks every address against the
 agent's egress policy and connects to an allowed address, never to the name (which a
-second lookup could resolve elsewhere). A refusal propagates as
+second lookup could resolve elsewhere), over a stream whose receives carry the kernel's
+arrival times (:mod:`agent.steps.http.wire`). A refusal propagates as
 :class:`~agent.run.egress.EgressRefused`, before any connection is attempted.
 """
 
@@ -26,6 +27,7 @@ from agent import __version__
 from agent.run.egress import EgressPolicy
 from agent.run.tls import TlsContexts
 from agent.steps.http.body import ACCEPT_ENCODING
+from agent.steps.http.wire import connect
 
 __all__ = ["USER_AGENT", "EgressBackend", "HttpSession", "open_session"]
 
@@ -71,7 +73,6 @@ class EgressBackend(httpcore.AsyncNetworkBackend):
 
     def __init__(self, policy: EgressPolicy) -> None:
         self._policy = policy
-        self._inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(
         self,
@@ -91,9 +92,7 @@ class EgressBackend(httpcore.AsyncNetworkBackend):
         failure: httpcore.ConnectError | None = None
         for address in addresses:
             try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
+                return await connect(address, port, timeout, local_address, socket_options or ())
             except httpcore.ConnectError as error:
                 failure = error  # the next address, as a browser would
         assert failure is not None  # addresses() returns at least one
@@ -108,7 +107,7 @@ class EgressBackend(httpcore.AsyncNetworkBackend):
         raise httpcore.ConnectError("journeys connect over TCP only")
 
     async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+        await asyncio.sleep(seconds)
 
 
 @asynccontextmanager

@@ -1,17 +1,21 @@
-"""Timing one HTTP exchange from httpcore's trace events, not from wall time around an await.
+"""Timing one HTTP exchange on the wire, not by when the event loop got around to it.
 
-Under concurrency, wall time around ``await client.send()`` includes waiting for the
-event loop; the trace events are stamped as httpcore does the work, so they stay close
-to what the network did. Events come in ``.started``/``.complete`` pairs; the phases:
+Each phase starts when the agent acts (a trace event, stamped as httpcore's coroutine
+runs: a send is made right then) and ends when the bytes that finish it arrived, as the
+kernel stamped them (:mod:`agent.steps.http.wire`). So the time a busy loop takes to
+resume a run after its bytes arrived is never counted, nor is the gap between phases
+(a connection made, then the loop's turn to send). The phases:
 
-- ``connect``: TCP connect, name resolution included (there is no DNS event)
-- ``tls``: the TLS handshake (https, new connections only)
+- ``connect``: the TCP handshake's round trip, as the kernel measured it (name
+  resolution is not part of it: it is the agent asking its own resolver)
+- ``tls``: the TLS handshake (https, new connections only), to its last server flight
 - ``send``: request headers and body written
-- ``wait``: time to first byte, from request sent to response headers received
-- ``receive``: the body read (up to the size cap)
+- ``wait``: time to first byte, from request sent to the response headers' arrival
+- ``receive``: the body, from the headers' arrival to its last bytes' (up to the cap)
 
-A reused connection has no connect or TLS phase. Redirect hops each get a timer; the
-step adds them up.
+The hop's duration is their sum. A reused connection has no connect or TLS phase.
+Redirect hops each get a timer; the step adds them up. Times are unix time, the
+kernel's stamps' clock.
 """
 
 from __future__ import annotations
@@ -25,47 +29,59 @@ __all__ = ["PHASES", "HopTimer"]
 
 PHASES = ("connect", "tls", "send", "wait", "receive")
 
-# phase -> (event that starts it, event that ends it)
+# phase -> (the event that starts it, the event that ends it); connect is the kernel's
 _SPANS = {
-    "connect": ("connection.connect_tcp.started", "connection.connect_tcp.complete"),
     "tls": ("connection.start_tls.started", "connection.start_tls.complete"),
     "send": ("http11.send_request_headers.started", "http11.send_request_body.complete"),
     "wait": ("http11.send_request_body.complete", "http11.receive_response_headers.complete"),
-    "receive": ("http11.receive_response_body.started", "body.end"),
+    "receive": ("http11.receive_response_headers.complete", "body.end"),
 }
-_HEADERS_RECEIVED = "http11.receive_response_headers.complete"
+# events that mean bytes arrived: stamped with the arrival, not with the loop's turn
+_ARRIVALS = frozenset(("connection.start_tls.complete", "http11.receive_response_headers.complete"))
 
 
 class HopTimer:
-    """Collects the trace events of one request (one hop of a redirect chain)."""
+    """Collects the trace events and wire times of one request (one hop of a redirect
+    chain); a :class:`~agent.steps.http.wire.WireListener` while it is sent."""
 
     def __init__(self) -> None:
         self._marks: dict[str, float] = {}
+        self._arrived: float | None = None  # the kernel's stamp of the last bytes read
+        self._connect: float | None = None
         self.cert_expiry: float | None = None  # when this hop made a TLS handshake
+
+    def received(self, at: float) -> None:
+        self._arrived = at
 
     async def trace(self, event_name: str, info: dict[str, Any]) -> None:
         """The callback for httpx's ``trace`` request extension."""
-        self._marks.setdefault(event_name, time.perf_counter())
-        if event_name == "connection.start_tls.complete":
+        if event_name in self._marks:
+            return
+        arrived = self._arrived if event_name in _ARRIVALS else None
+        self._marks[event_name] = arrived if arrived is not None else time.time()
+        if event_name == "connection.connect_tcp.complete":
+            self._connect = info["return_value"].connect_seconds
+        elif event_name == "connection.start_tls.complete":
             ssl_object = info["return_value"].get_extra_info("ssl_object")
             if ssl_object is not None:
                 self.cert_expiry = certificate_expiry(ssl_object)
 
     def body_done(self) -> None:
         """Mark the end of the body: read in full, or cut off at the size cap."""
-        complete = self._marks.get("http11.receive_response_body.complete")
-        self._marks.setdefault("body.end", complete or time.perf_counter())
+        self._marks.setdefault("body.end", self._arrived or time.time())
 
     def phases(self) -> dict[str, float]:
         """Seconds per phase, for the phases this hop went through."""
-        found = {}
+        found = {} if self._connect is None else {"connect": self._connect}
         for phase, (start, end) in _SPANS.items():
             if start in self._marks and end in self._marks:
                 found[phase] = max(0.0, self._marks[end] - self._marks[start])
         return found
 
     def total(self) -> float | None:
-        """First event to end of body; None when no response arrived."""
-        if _HEADERS_RECEIVED not in self._marks or "body.end" not in self._marks:
+        """The sum of the phases; None when no response arrived."""
+        if "http11.receive_response_headers.complete" not in self._marks:
             return None
-        return self._marks["body.end"] - min(self._marks.values())
+        if "body.end" not in self._marks:
+            return None
+        return sum(self.phases().values())
