@@ -80,16 +80,30 @@
     return !element.checkVisibility({ visibilityProperty: true });
   }
 
-  function contentText(node) {
+  // A control inside the text names itself by its value (accname's embedded controls),
+  // except the control being named, which is left out of its own label.
+  function embedded(control, named) {
+    if (control === named) return "";
+    if (control.localName === "select") {
+      return [...control.selectedOptions].map((option) => option.textContent).join(" ");
+    }
+    if (control.localName === "textarea") return control.value;
+    if (control.localName !== "input") return null;
+    return TEXT_TYPES.has(control.type) || control.type === "number" ? control.value : "";
+  }
+
+  function contentText(node, named) {
     let text = "";
     for (const child of node.childNodes) {
       if (child.nodeType === Node.TEXT_NODE) text += child.data;
       if (child.nodeType !== Node.ELEMENT_NODE || hiddenForAria(child)) continue;
       const label = child.getAttribute("aria-label");
+      const value = embedded(child, named);
       let inner;
-      if (label && label.trim()) inner = label;
+      if (value !== null) inner = value;
+      else if (label && label.trim()) inner = label;
       else if (child.localName === "img") inner = child.getAttribute("alt") || "";
-      else inner = contentText(child.shadowRoot || child);
+      else inner = contentText(child.shadowRoot || child, named);
       const inline = getComputedStyle(child).display.startsWith("inline");
       text += inline ? inner : ` ${inner} `;
     }
@@ -99,7 +113,7 @@
   function accessibleName(element, role) {
     const ids = (element.getAttribute("aria-labelledby") || "").split(/\s+/).filter(Boolean);
     const byIds = ids.map((id) => document.getElementById(id)).filter(Boolean);
-    if (byIds.length) return norm(byIds.map((e) => contentText(e)).join(" "));
+    if (byIds.length) return norm(byIds.map((e) => contentText(e, element)).join(" "));
     const label = element.getAttribute("aria-label");
     if (label && label.trim()) return norm(label);
     const tag = element.localName;
@@ -110,11 +124,11 @@
       return norm(element.getAttribute("value") || fallback);
     }
     if (element.labels && element.labels.length) {
-      return norm([...element.labels].map((l) => contentText(l)).join(" "));
+      return norm([...element.labels].map((l) => contentText(l, element)).join(" "));
     }
     if (tag === "img") return norm(element.getAttribute("alt") || "");
     if (NAME_FROM_CONTENT.has(role)) {
-      const text = norm(contentText(element));
+      const text = norm(contentText(element, element));
       if (text) return text;
     }
     return norm(element.getAttribute("title") || element.getAttribute("placeholder") || "");
@@ -238,9 +252,11 @@
            field_type: field.type, hints: hints(field) });
   }
 
+  // Changes count even when a script made them (automation sets choices and files that
+  // way): recording the state the control is in is harmless to replay.
   function onChange(event) {
     const field = event.target;
-    if (!event.isTrusted || fromOverlay(event)) return;
+    if (fromOverlay(event)) return;
     const selector = () => selectorFor(field);
     if (field.localName === "select") {
       const values = [...field.selectedOptions].map((o) => o.value);

@@ -1,6 +1,6 @@
-"""The recorder's selector choice, in a real Chromium: the first strategy that names one
-element (role + name, label, test id, text, CSS), and Playwright's own engines finding
-exactly that element with what was chosen."""
+"""The recorder's page script in a real Chromium: its selector choice (the first
+strategy that names one element: role + name, label, test id, text, CSS; Playwright's
+own engines find exactly that element with it) and what it sends for each action."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from browser_support import pool
-from playwright.async_api import Page
+from playwright.async_api import FilePayload, Page
 
 from agent.record.browser import BINDING, page_script
 from agent.run.browser_pool import BrowserPool
@@ -36,6 +36,11 @@ PAGE = """<!doctype html><html><head><title>Form</title></head><body>
   <input type="submit" value="Send it">
   <select id="size" name="size"><option>S</option><option>L</option></select>
   <p id="echo">Expect this text</p>
+  <form><input id="terms" type="checkbox"><label for="terms">I agree</label>
+  <label>Colour <select id="colour"><option value="g">Green</option><option value="b">Black</option>
+  </select></label><label>Photo <input id="photo" type="file"></label>
+  <label>Qty <input id="qty" value="3"> items</label>
+  <button id="buy">Buy <input value="7"> now</button></form>
 </main></body></html>"""
 
 EXPECTED = {
@@ -50,6 +55,8 @@ EXPECTED = {
     "#note": 'internal:testid=[data-testid="order note"s]',
     "li >> nth=1": 'internal:text="second item"s',
     "[type=submit]": 'role=button[name="Send it"]',
+    "#qty": 'role=textbox[name="Qty items"]',  # its own value left out of its label
+    "#buy": 'role=button[name="Buy 7 now"]',  # a field's value inside a name counts
     "#twin2": "#twin2",  # same text as its twin, no role: its id
     "#home": "#home",  # "Home" twice
     "main > div > span": "body > main > div > span",  # no id: a path
@@ -118,3 +125,21 @@ async def test_a_picked_field_sends_no_value(page: Page, sent: list[Any]) -> Non
         "hints": ["pw"], "field_type": "password",
     }  # fmt: skip
     assert "hunter2-typed" not in str(sent[-1])
+
+
+async def test_choices_boxes_and_files_are_sent_as_such(page: Page, sent: list[Any]) -> None:
+    """A label's click is the box's check (not also a click), a choice is the option's
+    value, a file input the files' names."""
+    before = len(sent)
+    await page.click("text=I agree")
+    await page.select_option("#colour", "b")
+    photo: FilePayload = {"name": "cat.png", "mimeType": "image/png", "buffer": b"png"}
+    await page.set_input_files("#photo", files=[photo])
+    await page.wait_for_function(
+        "document.querySelector('journeyman-recorder').dataset.pending === '0'"
+    )
+    assert [(e["type"], e["selector"], e.get("values")) for e in sent[before:]] == [
+        ("check", 'role=checkbox[name="I agree"]', None),
+        ("select", 'role=combobox[name="Colour"]', ["b"]),
+        ("upload", 'internal:label="Photo"s', ["cat.png"]),
+    ]
