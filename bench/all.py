@@ -45,6 +45,13 @@ def number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
+def times(ratio: float) -> str:
+    """A ratio as the table prints it: 2 decimals, or 2 significant digits below 0.1."""
+    if math.isnan(ratio):
+        return "—"
+    return f"**{ratio:.2f}x**" if ratio >= 0.1 else f"**{ratio:.2g}x**"
+
+
 def table(rows: list[Row], loads: dict[str, tuple[str, str]], quick: bool, took: float) -> str:
     """The markdown: machine, date, mode, load per bench, then one row per claim."""
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -60,7 +67,7 @@ def table(rows: list[Row], loads: dict[str, tuple[str, str]], quick: bool, took:
         "|---|---|---:|---|---:|---:|---|",
     ]
     for row in rows:
-        ratio = "—" if math.isnan(row.ratio) else f"**{row.ratio:.2f}x**"
+        ratio = times(row.ratio)
         anchor = row.anchor or "—"
         lines.append(
             f"| {row.bench} | {row.what} | {number(row.ours)}"

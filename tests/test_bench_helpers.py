@@ -83,11 +83,13 @@ def test_rows_round_trip_into_one_table(tmp_path: Path) -> None:
     write_rows(path, [Row("a", "CPU per step", 3.0, "blackbox_exporter", 1.5, "ms", "<= 1.0x")])
     write_rows(path, [Row("b", "largest N", 1000.0, "", float("nan"), "journeys")])
     write_rows(path, [Row("b", "none found", float("nan"), "", float("nan"), "journeys")])
-    write_rows(None, [Row("c", "ignored", 1.0, "x", 1.0, "ms")])
+    write_rows(path, [Row("c", "loop stall", 4.5, "prometheus-client", 1283.0, "ms")])
+    write_rows(None, [Row("d", "ignored", 1.0, "x", 1.0, "ms")])
     rows = read_rows(path)
-    assert [r.bench for r in rows] == ["a", "b", "b"]
+    assert [r.bench for r in rows] == ["a", "b", "b", "c"]
     text = table(rows, {"a": ("1.00 1.00 1.00", "2.00 1.00 1.00")}, True, 60.0)
     assert "| a | CPU per step | 3 ms | blackbox_exporter | 1.5 ms | **2.00x** | <= 1.0x |" in text
     assert "| b | largest N | 1,000 journeys | — | — | — |  |" in text
     assert "| b | none found | — | — | — | — |  |" in text
+    assert "| c | loop stall | 4.5 ms | prometheus-client | 1,283 ms | **0.0035x** |  |" in text
     assert "a 1.00 1.00 1.00 → 2.00 1.00 1.00" in text
