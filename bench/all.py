@@ -5,8 +5,8 @@ agent's launch flags, plain prometheus-client, the same agent without scrapes).
 Each bench runs as its own process (``python -m bench.NAME --quick --rows FILE``; without
 ``--quick`` with ``--full``), its output shown as it comes; the load average is taken
 before and after each. The table goes to stdout and, as markdown, to ``--markdown PATH``
-(what docs/performance.md carries). ``make bench`` runs this with ``--quick``: about
-7 minutes on 2 cores. Long benches not run here, run alone: ``bench.soak`` (30 min,
+(what docs/performance.md carries). ``make bench`` runs this with ``--quick``: 5 to 6
+minutes on 2 cores. Long benches not run here, run alone: ``bench.soak`` (30 min,
 leaks), ``bench.hostile_memory`` (memory under hostile targets).
 
 Run: ``.venv/bin/python -m bench.all [--full] [--markdown PATH] [--only NAME ...]``.
