@@ -21,6 +21,7 @@ from agent.run.context import StepContext, StepFailed, ca_bundle
 from agent.run.egress import EgressRefused
 from agent.run.results import FailureReason
 from agent.run.tls import TlsConfigError
+from agent.run.wire import listening
 from agent.steps.http.body import read_capped, too_large
 from agent.steps.http.errors import invalid_url, transport_failure
 from agent.steps.http.expect import check
@@ -35,7 +36,6 @@ from agent.steps.http.reply import Reply
 from agent.steps.http.seen import exchange
 from agent.steps.http.session import HttpSession, open_session
 from agent.steps.http.timing import HopTimer
-from agent.steps.http.wire import listening
 from agent.steps.kind import Unit
 
 __all__ = ["run"]

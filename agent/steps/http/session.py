@@ -9,7 +9,7 @@ Every connection, the first hop's and each redirect's, is opened by
 :class:`EgressBackend`: it resolves the name itself, checks every address against the
 agent's egress policy and connects to an allowed address, never to the name (which a
 second lookup could resolve elsewhere), over a stream whose receives carry the kernel's
-arrival times (:mod:`agent.steps.http.wire`). A refusal propagates as
+arrival times (:mod:`agent.run.wire`). A refusal propagates as
 :class:`~agent.run.egress.EgressRefused`, before any connection is attempted.
 """
 
@@ -26,8 +26,9 @@ import httpx
 from agent import __version__
 from agent.run.egress import EgressPolicy
 from agent.run.tls import TlsContexts
+from agent.run.wire import open_wire
 from agent.steps.http.body import ACCEPT_ENCODING
-from agent.steps.http.wire import connect
+from agent.steps.http.stream import WireStream
 
 __all__ = ["USER_AGENT", "EgressBackend", "HttpSession", "open_session"]
 
@@ -92,7 +93,7 @@ class EgressBackend(httpcore.AsyncNetworkBackend):
         failure: httpcore.ConnectError | None = None
         for address in addresses:
             try:
-                return await connect(address, port, timeout, local_address, socket_options or ())
+                return await _connect(address, port, timeout, local_address, socket_options)
             except httpcore.ConnectError as error:
                 failure = error  # the next address, as a browser would
         assert failure is not None  # addresses() returns at least one
@@ -108,6 +109,24 @@ class EgressBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+async def _connect(
+    address: str,
+    port: int,
+    timeout: float | None,  # noqa: ASYNC109 (httpcore's)
+    local_address: str | None,
+    socket_options: Iterable[httpcore.SOCKET_OPTION] | None,
+) -> WireStream:
+    """A connection to an allowed address, as httpcore's backends open one."""
+    try:
+        async with asyncio.timeout(timeout):
+            wire = await open_wire(address, port, local_address, socket_options or ())
+    except TimeoutError:
+        raise httpcore.ConnectTimeout(f"connecting to {address}:{port} timed out") from None
+    except OSError as error:
+        raise httpcore.ConnectError(str(error)) from error
+    return WireStream(wire)
 
 
 @asynccontextmanager

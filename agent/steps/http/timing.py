@@ -2,7 +2,7 @@
 
 Each phase starts when the agent acts (a trace event, stamped as httpcore's coroutine
 runs: a send is made right then) and ends when the bytes that finish it arrived, as the
-kernel stamped them (:mod:`agent.steps.http.wire`). So the time a busy loop takes to
+kernel stamped them (:mod:`agent.run.wire`). So the time a busy loop takes to
 resume a run after its bytes arrived is never counted, nor is the gap between phases
 (a connection made, then the loop's turn to send). The phases:
 
@@ -42,7 +42,7 @@ _ARRIVALS = frozenset(("connection.start_tls.complete", "http11.receive_response
 
 class HopTimer:
     """Collects the trace events and wire times of one request (one hop of a redirect
-    chain); a :class:`~agent.steps.http.wire.WireListener` while it is sent."""
+    chain); a :class:`~agent.run.wire.WireListener` while it is sent."""
 
     def __init__(self) -> None:
         self._marks: dict[str, float] = {}

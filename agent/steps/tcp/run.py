@@ -25,7 +25,6 @@ messages are masked before they are cut.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import ssl
 import time
@@ -35,21 +34,20 @@ from agent.run.egress import EgressPolicy, EgressRefused
 from agent.run.patterns import PatternTooSlow, search
 from agent.run.results import FailureReason
 from agent.run.tls import TlsConfigError, certificate_expiry
+from agent.run.wire import Wire, listening, open_wire
 from agent.steps.kind import Unit
 from agent.steps.tcp.model import TcpExpect, TcpExtract, TcpRead, TcpStep, parse_address
 
 __all__ = ["PHASES", "run"]
 
-# phase -> (event that starts it, event that ends it); with a read they add up to the
-# duration (first_byte holds the send)
+# phase -> (event that starts it, event that ends it); connect is the kernel's measure.
+# With a read they add up to the duration (first_byte holds the send).
 _SPANS = {
-    "connect": ("start", "connected"),
-    "tls": ("connected", "secured"),
+    "tls": ("tls", "secured"),
     "first_byte": ("ready", "first_byte"),
     "read": ("first_byte", "end"),
 }
-PHASES = tuple(_SPANS)
-_CLOSE_TIMEOUT = 1.0  # seconds a polite close (TLS close_notify, buffered bytes) may take
+PHASES = ("connect", *_SPANS)
 _CHUNK = 65_536
 _SHOWN_CHARS = 200
 _CONTEXT_CHARS = 60  # shown either side of an unwanted text that was found
@@ -81,39 +79,50 @@ async def run(step: TcpStep, ctx: StepContext) -> None:
 
 
 class _Timer:
-    """The socket events of one exchange, stamped as they happen; the phase it is in."""
+    """The events of one exchange and the phase it is in. The agent's acts are stamped as
+    they happen; arrivals with the kernel's time (a :class:`WireListener`), so a busy loop
+    that resumes the step late never counts."""
 
     def __init__(self, where: str, mask: Mask) -> None:
         self.where = where  # HOST:PORT as written, for messages
         self.mask = mask  # the run's masker, for replies quoted in messages
         self.phase = "connect"
         self.marks: dict[str, float] = {}
+        self.arrived: float | None = None  # the kernel's stamp of the last bytes read
+        self.connect: float | None = None  # the handshake's round trip
         self.cert_expiry: float | None = None  # after a TLS handshake
 
-    def mark(self, event: str) -> None:
-        self.marks.setdefault(event, time.perf_counter())
+    def received(self, at: float) -> None:
+        self.arrived = at
 
-    def ready(self) -> None:
-        """The connection is ready for the exchange: the phases before it end here."""
-        self.marks["ready"] = self.marks.get("secured", self.marks["connected"])
+    def mark(self, event: str) -> None:
+        """The agent acts now."""
+        self.marks.setdefault(event, time.time())
+
+    def mark_arrival(self, event: str) -> None:
+        """What ``event`` waited for has arrived: when the kernel got its last bytes."""
+        self.marks.setdefault(event, self.arrived if self.arrived is not None else time.time())
 
     def phases(self) -> dict[str, float]:
         """Seconds per phase, for the phases this exchange went through."""
-        return {
-            phase: max(0.0, self.marks[end] - self.marks[start])
-            for phase, (start, end) in _SPANS.items()
-            if start in self.marks and end in self.marks
-        }
+        found = {} if self.connect is None else {"connect": self.connect}
+        for phase, (start, end) in _SPANS.items():
+            if start in self.marks and end in self.marks:
+                found[phase] = max(0.0, self.marks[end] - self.marks[start])
+        return found
 
     def record(self, ctx: StepContext) -> None:
         """Phases, the certificate's expiry and, for an exchange that ended (not one cut
-        off by an error or the deadline), the duration from connect to its last event."""
-        for phase, seconds in self.phases().items():
+        off by an error or the deadline), its duration: connect and TLS, then from the
+        send to the last event (the gaps between them are the agent's, not counted)."""
+        phases = self.phases()
+        for phase, seconds in phases.items():
             ctx.record.set("phases", phase, seconds, Unit.SECONDS)
         if self.cert_expiry is not None:
             ctx.record.set("cert_expiry", "", self.cert_expiry, Unit.TIMESTAMP)
-        if "end" in self.marks:
-            ctx.record.duration = self.marks["end"] - self.marks["start"]
+        if "end" in self.marks and "ready" in self.marks:
+            exchange = max(0.0, self.marks["end"] - self.marks["ready"])
+            ctx.record.duration = phases.get("connect", 0.0) + phases.get("tls", 0.0) + exchange
 
 
 async def _exchange(
@@ -127,62 +136,62 @@ async def _exchange(
     egress: EgressPolicy,
 ) -> bytes:
     """Connect, secure, send, read: the reply (empty when ``read`` is None)."""
-    timer.mark("start")
     try:
-        reader, writer = await _connect(host, port, egress)
+        wire = await _connect(host, port, egress)
     except EgressRefused as refused:
         raise StepFailed(FailureReason.CONFIG, refused.message) from None
     except OSError as error:
         raise _failure(error, timer, host) from None
     try:
-        timer.mark("connected")
-        if tls is not None:
-            timer.phase = "tls"
-            await writer.start_tls(tls, server_hostname=host)
-            timer.mark("secured")
-            timer.cert_expiry = certificate_expiry(writer.get_extra_info("ssl_object"))
-        timer.ready()
-        timer.phase = "send"
-        if payload:
-            writer.write(payload)
-            await writer.drain()
-        timer.phase = "read"
-        data = b"" if read is None else await _read(reader, read, until, timer)
-        timer.mark("end")
-        return data
+        with listening(timer):
+            timer.connect = wire.connect_seconds
+            if tls is not None:
+                timer.phase = "tls"
+                timer.mark("tls")
+                await wire.start_tls(tls, server_hostname=host)
+                timer.mark_arrival("secured")
+                assert wire.tls is not None
+                timer.cert_expiry = certificate_expiry(wire.tls)
+            timer.phase = "send"
+            timer.mark("ready")
+            if payload:
+                await wire.send(payload)
+            timer.phase = "read"
+            if read is None:
+                timer.mark("end")
+                return b""
+            data = await _read(wire, read, until, timer)
+            timer.mark_arrival("end")
+            return data
     except OSError as error:  # ssl.SSLError is one
         raise _failure(error, timer, host) from None
     finally:
-        await _close(writer)
+        wire.close()
 
 
-async def _connect(
-    host: str, port: int, egress: EgressPolicy
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _connect(host: str, port: int, egress: EgressPolicy) -> Wire:
     """A connection to the first allowed address of ``host`` that answers (the name is
     resolved once, here: the connection goes to an address that was checked)."""
     failure: OSError | None = None
     for address in await egress.addresses(host, port):
         try:
-            return await asyncio.open_connection(address, port)
+            return await open_wire(address, port)
         except OSError as error:
             failure = error
     assert failure is not None  # addresses() returns at least one
     raise failure
 
 
-async def _read(
-    reader: asyncio.StreamReader, spec: TcpRead, until: bytes | None, timer: _Timer
-) -> bytes:
+async def _read(wire: Wire, spec: TcpRead, until: bytes | None, timer: _Timer) -> bytes:
     """The reply up to ``until``, to ``spec.length`` bytes or to the peer's close, reading
     never more than one byte past ``spec.max_bytes``."""
     cap, data = spec.max_bytes, bytearray()
     while True:
         room = (spec.length or cap + 1) - len(data)
-        chunk = await reader.read(min(room, _CHUNK))
+        chunk = await wire.receive(min(room, _CHUNK))
         if not chunk:
             break
-        timer.mark("first_byte")
+        timer.mark_arrival("first_byte")
         searched = max(len(data) - len(until) + 1, 0) if until else 0
         data += chunk
         if until is not None and 0 <= (at := data.find(until, searched)) <= cap - len(until):
@@ -190,13 +199,13 @@ async def _read(
         if len(data) == spec.length:
             return bytes(data)
         if len(data) > cap:
-            timer.mark("end")
+            timer.mark_arrival("end")
             raise StepFailed(
                 FailureReason.TOO_LARGE,
                 f"expected a reply of at most {cap} bytes, got more (stopped reading at "
                 f"{len(data)} bytes): {_excerpt(_text(data), timer.mask)}",
             )
-    timer.mark("end")
+    timer.mark_arrival("end")
     if spec.until_close:
         return bytes(data)
     wanted = repr(until.decode()) if until is not None else f"{spec.length} bytes"
@@ -205,20 +214,6 @@ async def _read(
         f"expected {wanted} before {timer.where} closed the connection, got "
         f"{len(data)} bytes: {_excerpt(_text(data), timer.mask)}",
     )
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    """Close the connection, politely (buffered bytes, TLS close_notify) within
-    ``_CLOSE_TIMEOUT``, else at once; at once too when cancelled, then re-raise."""
-    writer.close()
-    try:
-        async with asyncio.timeout(_CLOSE_TIMEOUT):
-            await writer.wait_closed()
-    except (TimeoutError, OSError):  # a peer that will not say goodbye, or already gone
-        writer.transport.abort()
-    except asyncio.CancelledError:
-        writer.transport.abort()
-        raise
 
 
 def _failure(error: OSError, timer: _Timer, host: str) -> StepFailed:
