@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent.cli_help import add_command, option_help
 from agent.record.ask import PERSONAS, about, check_id, check_interval
 
 __all__ = ["add_parser"]
@@ -22,17 +23,21 @@ EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def add_parser(commands: Any) -> None:
-    record = commands.add_parser(
-        "record",
+    record = add_command(
+        commands, "record",
         help="record a journey by clicking through a site",
-        description="Open Chromium on URL, record what you do there (and the checks you add "
-        "with the overlay's buttons), and write the journey when the page is closed or on "
+        description="Open Chromium on URL, record what you do there (and the checks you add\n"
+        "with the overlay's buttons), and write the journey when the page is closed or on\n"
         "Ctrl-C. See docs/recording.md.",
-    )
+        example="journeyman record https://shop.example/ -o journeys/checkout.yaml\n"
+        "journeyman record http://127.0.0.1:8080/ -o new.yaml --headless "
+        "--remote-debugging-port 9222",
+    )  # fmt: skip
     record.add_argument("url", metavar="URL", type=_http_url, help="the page to start on")
     record.add_argument(
-        "-o", "--output", metavar="FILE", type=Path, required=True, help="journey file to write"
-    )
+        "-o", "--output", metavar="FILE", type=Path, required=True,
+        help="journey file to write (required)",
+    )  # fmt: skip
     asked = "(default: asked on a terminal, else %s)"
     record.add_argument(
         "--journey",
@@ -53,17 +58,18 @@ def add_parser(commands: Any) -> None:
     )  # fmt: skip
     record.add_argument(
         "--headless", action="store_true",
-        help="no window (for machines without a display): drive the browser through its "
-        "remote debugging address",
+        help=option_help("no window (for machines without a display): drive the browser "
+        "through its remote debugging address", default=False),
     )  # fmt: skip
     record.add_argument(
         "--remote-debugging-port", type=_port, metavar="PORT",
-        help="let DevTools clients drive the recorded browser on 127.0.0.1:PORT (0: any free "
-        "port); the address is printed",
+        help=option_help("let DevTools clients drive the recorded browser on "
+        "127.0.0.1:PORT (0: any free port); the address is printed", default=None),
     )  # fmt: skip
     record.add_argument(
         "--browser-path", metavar="PATH",
-        help="Chromium executable (default: $JOURNEYMAN_BROWSER, else found)",
+        help=option_help("Chromium executable", default="Playwright's own, then the "
+        "system's chromium", env="JOURNEYMAN_BROWSER"),
     )  # fmt: skip
     record.set_defaults(handler=_record)
 
