@@ -50,7 +50,7 @@ from agent.steps.browser.model import (
     Upload,
     WaitFor,
 )
-from agent.steps.browser.session import BrowserSession
+from agent.steps.browser.session import BrowserSession, page_answers
 from agent.steps.kind import Unit
 
 __all__ = ["HANDLERS", "Budget", "perform"]
@@ -84,6 +84,12 @@ async def perform(
     try:
         await handler(action, page, ctx, session, budget)
     except PlaywrightTimeout:
+        if not await page_answers(page):  # not the element's fault: the page froze
+            raise StepFailed(
+                FailureReason.TIMEOUT,
+                f"{_described(action, ctx)}: not done within {allowed:.3g}s, the page "
+                f"stopped answering (a script that does not yield){_at(page)}",
+            ) from None
         what = "no element matched" if on_timeout is _ELEMENT else "not done"
         raise StepFailed(
             on_timeout, f"{_described(action, ctx)}: {what} within {allowed:.3g}s{_at(page)}"

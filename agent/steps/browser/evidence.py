@@ -43,7 +43,7 @@ from playwright.async_api import Error as PlaywrightError
 from agent.language.templating import Masker
 from agent.run.artifacts import ArtifactStore, private
 from agent.run.context import StepContext
-from agent.steps.browser.session import BrowserSession
+from agent.steps.browser.session import BrowserSession, page_answers
 
 __all__ = ["Rescue", "keep_evidence", "mask_zip"]
 
@@ -51,7 +51,6 @@ __all__ = ["Rescue", "keep_evidence", "mask_zip"]
 _TRACE_SHARE = 0.35  # ending the trace chunk: the driver writes its zip
 _SCREENSHOT_SHARE = 0.7
 _HTML_SHARE = 0.5  # then masking the trace, until the budget ends
-_PROBE = 0.25  # seconds an idle page takes at most to run a trivial script
 
 
 class Rescue:
@@ -98,10 +97,7 @@ class Rescue:
             return
         with contextlib.suppress(PlaywrightError, TimeoutError):
             async with asyncio.timeout_at(deadline):
-                try:
-                    async with asyncio.timeout(_PROBE):
-                        await page.evaluate("0")
-                except TimeoutError:
+                if not await page_answers(page):
                     await self._cdp.send("Runtime.terminateExecution")
 
     async def _detach(self) -> None:

@@ -9,6 +9,7 @@ between the run's jar and the browser, and reads the page's timing and web vital
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -26,13 +27,16 @@ from playwright.async_api import (
     Response,
     WebError,
 )
+from playwright.async_api import Error as PlaywrightError
 
 from agent.language.templating import Masker
 from agent.run.artifacts import TraceMode
 from agent.run.browser_pool import BrowserPool
 from agent.steps.browser.model import Emulation, NetworkConditions
 
-__all__ = ["BrowserSession", "StepEvents"]
+__all__ = ["BrowserSession", "StepEvents", "page_answers"]
+
+_PROBE = 0.25  # seconds an idle page takes at most to run a trivial script
 
 # Chrome DevTools' presets (bytes per second, milliseconds).
 _NETWORK_PRESETS = {
@@ -341,3 +345,17 @@ def _to_jar(cookie: Mapping[str, Any]) -> Cookie:
         comment_url=None,
         rest={"HttpOnly": ""} if cookie.get("httpOnly") else {},
     )
+
+
+async def page_answers(page: Page) -> bool:
+    """Whether ``page`` runs a trivial script within ``_PROBE`` seconds: a page whose
+    script does not yield (``while (true) {}``) never does. A page that cannot be asked
+    (navigating, closed) counts as answering: nothing says it is stuck."""
+    try:
+        async with asyncio.timeout(_PROBE):
+            await page.evaluate("0")
+    except TimeoutError:
+        return False
+    except PlaywrightError:
+        return True
+    return True
