@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.cli_help import add_command, option_help
+from agent.cli_options import http_url, port
 from agent.record.ask import PERSONAS, about, check_id, check_interval
 
 __all__ = ["add_parser"]
@@ -33,7 +34,7 @@ def add_parser(commands: Any) -> None:
         "journeyman record http://127.0.0.1:8080/ -o new.yaml --headless "
         "--remote-debugging-port 9222",
     )  # fmt: skip
-    record.add_argument("url", metavar="URL", type=_http_url, help="the page to start on")
+    record.add_argument("url", metavar="URL", type=http_url, help="the page to start on")
     record.add_argument(
         "-o", "--output", metavar="FILE", type=Path, required=True,
         help="journey file to write (required)",
@@ -62,7 +63,7 @@ def add_parser(commands: Any) -> None:
         "through its remote debugging address", default=False),
     )  # fmt: skip
     record.add_argument(
-        "--remote-debugging-port", type=_port, metavar="PORT",
+        "--remote-debugging-port", type=port, metavar="PORT",
         help=option_help("let DevTools clients drive the recorded browser on "
         "127.0.0.1:PORT (0: any free port); the address is printed", default=None),
     )  # fmt: skip
@@ -82,18 +83,6 @@ def _checked(check: Callable[[str], str]) -> Callable[[str], str]:
             raise argparse.ArgumentTypeError(str(error)) from None
 
     return parse
-
-
-def _http_url(text: str) -> str:
-    if not text.startswith(("http://", "https://")):
-        raise argparse.ArgumentTypeError(f"must be an http:// or https:// URL, got {text!r}")
-    return text
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number 0-65535, got {text!r}")
-    return int(text)
 
 
 def _record(args: argparse.Namespace) -> int:
@@ -116,14 +105,16 @@ def _record(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, EOFError):
         print("\njourneyman record: cancelled", file=sys.stderr)
         return EXIT_USAGE
-    headless, port = args.headless, args.remote_debugging_port
+    headless, debugging = args.headless, args.remote_debugging_port
     if not headless and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         print(
             "journeyman record: no display: recording headless; drive the browser through "
             "its remote debugging address (docs/recording.md)",
             file=sys.stderr,
         )
-        headless, port = True, 0 if port is None else port
+        headless, debugging = True, 0 if debugging is None else debugging
     started = datetime.now(UTC)
-    options = RecordOptions(headless=headless, debugging_port=port, browser_path=args.browser_path)
+    options = RecordOptions(
+        headless=headless, debugging_port=debugging, browser_path=args.browser_path
+    )
     return record_journey(args.url, output, described, options, started)
