@@ -357,6 +357,26 @@ async def test_text_in_a_charset_the_agent_cannot_read_is_protocol(
     assert all("expected a body in a charset of the web" in f.message for f in failures)
 
 
+@pytest.mark.parametrize(
+    ("label", "text"),
+    [
+        ("Shift_JIS", "ようこそ"),
+        ("sjis", "ようこそ"),
+        ("windows-1251", "Добро"),
+        ("UTF8", "Wîllkommen"),
+    ],
+)
+async def test_text_in_a_charset_of_the_web_is_read_by_any_of_its_names(
+    make_context: ContextFactory, label: str, text: str
+) -> None:
+    """A body in a charset of the web, named by any of its aliases, is decoded for the text
+    expectations (the charset is recognised from Python's alias table, not by loading
+    every codec up front)."""
+    content_type = f"Content-Type: text/plain; charset={label}"
+    async with replying(text.encode(label), content_type) as base:
+        await run(http_step(http={"get": base}, expect={"body_contains": text}), make_context())
+
+
 async def test_an_unreadable_charset_on_a_failing_status_is_http_status(
     make_context: ContextFactory,
 ) -> None:

@@ -116,13 +116,14 @@ print(json.dumps([status, sorted(m for m in sys.modules if m.split(".")[0] in {R
 
 def test_an_idle_agent_leaves_playwright_and_cryptography_unloaded() -> None:
     """The agent and its HTTP and TCP kinds import neither Playwright's API (it loads with
-    the first browser run) nor cryptography (only for unverified certificates): start-up
-    time and idle memory (docs/performance.md)."""
+    the first browser run), nor cryptography (only for unverified certificates), nor the
+    CJK codecs (only for a page in one): start-up time and idle memory
+    (docs/performance.md)."""
     script = """
 import json, sys
 import agent.app, agent.steps.http.run, agent.steps.tcp.run
 print(json.dumps(sorted(m for m in sys.modules if m.startswith(("playwright.async_api",
-      "cryptography")))))
+      "cryptography", "_codecs_")))))
 """
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60

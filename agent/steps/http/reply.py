@@ -19,10 +19,11 @@ holds, making it ends in a value or a step failure, never in an exception of our
 
 from __future__ import annotations
 
-import codecs
+import encodings
 import html
 import json
 import re
+from encodings.aliases import aliases as _ALIASES
 from functools import cache, cached_property
 from typing import Any
 
@@ -36,8 +37,18 @@ __all__ = ["Reply", "describe_body", "json_text", "snippet"]
 
 SNIPPET_CHARS = 200
 _PAGE_CHARS = 256 * 1024  # what a message reads of a page: its title and first text are on top
+
+
+def _codec(label: str) -> str:
+    """The codec ``label`` names, as the module Python would load for it (``UTF8``,
+    ``utf-8``: ``utf_8``), found in the alias table without loading it: the CJK codecs
+    cost ~1 MB and an agent loads one only when a page is in it."""
+    name = encodings.normalize_encoding(label.lower())
+    return _ALIASES.get(name) or _ALIASES.get(name.replace(".", "_")) or name
+
+
 _WEB_CHARSETS = frozenset(
-    codecs.lookup(label).name
+    _codec(label)
     for label in (
         "utf-8", "utf-16", "utf-16-le", "utf-16-be", "ascii", "latin-1",
         "iso8859-2", "iso8859-3", "iso8859-4", "iso8859-5", "iso8859-6", "iso8859-7",
@@ -126,10 +137,7 @@ def json_text(value: Any) -> str:
 
 def _decoded(body: bytes, charset: str) -> str | None:
     """``body`` decoded in ``charset``, or None when that is not a charset of the web."""
-    try:
-        name = codecs.lookup(charset).name
-    except (LookupError, ValueError):  # unknown; or a name with a NUL in it
-        return None
+    name = _codec(charset)
     return body.decode(name, errors="replace") if name in _WEB_CHARSETS else None
 
 
