@@ -6,10 +6,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from agent.language.fields import parse_duration
-from agent.record.writer import About
+
+if TYPE_CHECKING:
+    from agent.record.writer import About
 
 __all__ = ["PERSONAS", "about", "check_id", "check_interval", "check_persona", "default_id"]
 
@@ -76,6 +78,8 @@ def about(
             "before deploying the journey",
             file=err,
         )
+    from agent.record.writer import About  # the journal and YAML writer: only to record
+
     return About(**chosen)
 
 
