@@ -150,7 +150,8 @@ async def _exchange(
         finally:
             _record_hop(timer, request.url, session, ctx)
         ctx.record.set("status_code", "", response.status_code, Unit.CODE)
-        ctx.record.exchanges.append(exchange(request, response, body, ctx))
+        if ctx.env.observer is not None:  # only run --debug shows them: no masking otherwise
+            ctx.record.exchanges.append(exchange(request, response, body, ctx))
         if not (spec.follow_redirects and response.next_request is not None):
             return Reply(response, body, ctx.record.duration, ctx.masker)
         if hop == spec.max_redirects:

@@ -1,7 +1,8 @@
-"""What an HTTP step saw of one exchange, kept in its result for ``run --once --debug``:
-the request's method and URL, the response's status, content type and size, and, when
-the run asks (``RunEnvironment.body_limit``), the start of its body. All masked here:
-the URL may carry a secret in its query, the body may echo one."""
+"""What an HTTP step saw of one exchange, kept in its result when a run is watched
+(``RunEnvironment.observer``: ``run --once --debug``): the request's method and URL, the
+response's status, content type and size, and, when the run asks
+(``RunEnvironment.body_limit``), the start of its body. All masked here: the URL may
+carry a secret in its query, the body may echo one."""
 
 from __future__ import annotations
 
