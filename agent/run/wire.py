@@ -23,11 +23,12 @@ import select
 import socket
 import ssl
 import struct
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any, Protocol
 
-__all__ = ["SocketOption", "Wire", "WireListener", "listening", "open_wire"]
+__all__ = ["SocketOption", "Wire", "WireClock", "WireListener", "listening", "open_wire"]
 
 SocketOption = tuple[Any, ...]  # setsockopt's arguments, as httpcore passes them
 
@@ -45,6 +46,39 @@ class WireListener(Protocol):
 
 
 _LISTENER: ContextVar[WireListener | None] = ContextVar("wire_listener", default=None)
+
+
+class WireClock:
+    """The moments of one exchange, by name (unix time), and a :class:`WireListener`: the
+    agent's acts stamped as they happen, arrivals with the kernel's stamp of the last bytes
+    read, so a busy loop that resumes the exchange late never counts. ``spans`` names each
+    phase's ``(start event, end event)``; ``connect`` is the handshake's round trip, as
+    :attr:`Wire.connect_seconds` measured it."""
+
+    def __init__(self, spans: Mapping[str, tuple[str, str]]) -> None:
+        self._spans = spans
+        self.marks: dict[str, float] = {}
+        self.arrived: float | None = None
+        self.connect: float | None = None
+
+    def received(self, at: float) -> None:
+        self.arrived = at
+
+    def mark(self, event: str) -> None:
+        """The agent acts now."""
+        self.marks.setdefault(event, time.time())
+
+    def mark_arrival(self, event: str) -> None:
+        """What ``event`` waited for has arrived: when the kernel got its last bytes."""
+        self.marks.setdefault(event, self.arrived if self.arrived is not None else time.time())
+
+    def phases(self) -> dict[str, float]:
+        """Seconds of each phase this exchange went through, connect first."""
+        found = {} if self.connect is None else {"connect": self.connect}
+        for phase, (start, end) in self._spans.items():
+            if start in self.marks and end in self.marks:
+                found[phase] = max(0.0, self.marks[end] - self.marks[start])
+        return found
 
 
 @contextlib.contextmanager

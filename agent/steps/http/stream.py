@@ -67,12 +67,15 @@ class WireStream(httpcore.AsyncNetworkStream):
         return self
 
     def get_extra_info(self, info: str) -> Any:
-        sock = self.wire.socket
-        extra = {
-            "ssl_object": lambda: self.wire.tls,
-            "socket": lambda: sock,
-            "client_addr": sock.getsockname,
-            "server_addr": sock.getpeername,
-            "is_readable": self.wire.readable,
-        }.get(info)
-        return None if extra is None else extra()
+        match info:
+            case "ssl_object":
+                return self.wire.tls
+            case "socket":
+                return self.wire.socket
+            case "client_addr":
+                return self.wire.socket.getsockname()
+            case "server_addr":
+                return self.wire.socket.getpeername()
+            case "is_readable":  # asked of a pooled connection before each reuse
+                return self.wire.readable()
+        return None

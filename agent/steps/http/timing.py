@@ -20,10 +20,10 @@ kernel's stamps' clock.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from agent.run.tls import certificate_expiry
+from agent.run.wire import WireClock
 
 __all__ = ["PHASES", "HopTimer"]
 
@@ -40,27 +40,22 @@ _SPANS = {
 _ARRIVALS = frozenset(("connection.start_tls.complete", "http11.receive_response_headers.complete"))
 
 
-class HopTimer:
-    """Collects the trace events and wire times of one request (one hop of a redirect
-    chain); a :class:`~agent.run.wire.WireListener` while it is sent."""
+class HopTimer(WireClock):
+    """The trace events and wire times of one request (one hop of a redirect chain); the
+    wire's listener while it is sent."""
 
     def __init__(self) -> None:
-        self._marks: dict[str, float] = {}
-        self._arrived: float | None = None  # the kernel's stamp of the last bytes read
-        self._connect: float | None = None
+        super().__init__(_SPANS)
         self.cert_expiry: float | None = None  # when this hop made a TLS handshake
-
-    def received(self, at: float) -> None:
-        self._arrived = at
 
     async def trace(self, event_name: str, info: dict[str, Any]) -> None:
         """The callback for httpx's ``trace`` request extension."""
-        if event_name in self._marks:
-            return
-        arrived = self._arrived if event_name in _ARRIVALS else None
-        self._marks[event_name] = arrived if arrived is not None else time.time()
+        if event_name in _ARRIVALS:
+            self.mark_arrival(event_name)
+        else:
+            self.mark(event_name)
         if event_name == "connection.connect_tcp.complete":
-            self._connect = info["return_value"].connect_seconds
+            self.connect = info["return_value"].connect_seconds
         elif event_name == "connection.start_tls.complete":
             ssl_object = info["return_value"].get_extra_info("ssl_object")
             if ssl_object is not None:
@@ -68,20 +63,12 @@ class HopTimer:
 
     def body_done(self) -> None:
         """Mark the end of the body: read in full, or cut off at the size cap."""
-        self._marks.setdefault("body.end", self._arrived or time.time())
-
-    def phases(self) -> dict[str, float]:
-        """Seconds per phase, for the phases this hop went through."""
-        found = {} if self._connect is None else {"connect": self._connect}
-        for phase, (start, end) in _SPANS.items():
-            if start in self._marks and end in self._marks:
-                found[phase] = max(0.0, self._marks[end] - self._marks[start])
-        return found
+        self.mark_arrival("body.end")
 
     def total(self) -> float | None:
         """The sum of the phases; None when no response arrived."""
-        if "http11.receive_response_headers.complete" not in self._marks:
+        if "http11.receive_response_headers.complete" not in self.marks:
             return None
-        if "body.end" not in self._marks:
+        if "body.end" not in self.marks:
             return None
         return sum(self.phases().values())

@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import socket
 import ssl
-import time
 
 from agent.run.context import MASK_WINDOW, Mask, StepContext, StepFailed, ca_bundle, masked_cut
 from agent.run.egress import EgressPolicy, EgressRefused
 from agent.run.patterns import PatternTooSlow, search
 from agent.run.results import FailureReason
 from agent.run.tls import TlsConfigError, certificate_expiry
-from agent.run.wire import Wire, listening, open_wire
+from agent.run.wire import Wire, WireClock, listening, open_wire
 from agent.steps.kind import Unit
 from agent.steps.tcp.model import TcpExpect, TcpExtract, TcpRead, TcpStep, parse_address
 
@@ -78,38 +77,15 @@ async def run(step: TcpStep, ctx: StepContext) -> None:
     await _extract(step.extract, reply, ctx)
 
 
-class _Timer:
-    """The events of one exchange and the phase it is in. The agent's acts are stamped as
-    they happen; arrivals with the kernel's time (a :class:`WireListener`), so a busy loop
-    that resumes the step late never counts."""
+class _Timer(WireClock):
+    """The moments of one exchange on the wire, and the phase it is in."""
 
     def __init__(self, where: str, mask: Mask) -> None:
+        super().__init__(_SPANS)
         self.where = where  # HOST:PORT as written, for messages
         self.mask = mask  # the run's masker, for replies quoted in messages
         self.phase = "connect"
-        self.marks: dict[str, float] = {}
-        self.arrived: float | None = None  # the kernel's stamp of the last bytes read
-        self.connect: float | None = None  # the handshake's round trip
         self.cert_expiry: float | None = None  # after a TLS handshake
-
-    def received(self, at: float) -> None:
-        self.arrived = at
-
-    def mark(self, event: str) -> None:
-        """The agent acts now."""
-        self.marks.setdefault(event, time.time())
-
-    def mark_arrival(self, event: str) -> None:
-        """What ``event`` waited for has arrived: when the kernel got its last bytes."""
-        self.marks.setdefault(event, self.arrived if self.arrived is not None else time.time())
-
-    def phases(self) -> dict[str, float]:
-        """Seconds per phase, for the phases this exchange went through."""
-        found = {} if self.connect is None else {"connect": self.connect}
-        for phase, (start, end) in _SPANS.items():
-            if start in self.marks and end in self.marks:
-                found[phase] = max(0.0, self.marks[end] - self.marks[start])
-        return found
 
     def record(self, ctx: StepContext) -> None:
         """Phases, the certificate's expiry and, for an exchange that ended (not one cut
