@@ -27,7 +27,6 @@ from agent.language.templating import DEFAULT_ALLOW_ENV, EnvAllowList
 from agent.run.artifacts import ArtifactStore, TraceMode
 from agent.run.browser_pool import BrowserPool
 from agent.run.context import RunEnvironment
-from agent.run.debug_view import DebugView
 from agent.run.egress import EgressPolicy
 from agent.run.results import RunIds, RunResult
 from agent.run.runner import run_journey
@@ -146,7 +145,11 @@ async def run_once(
     log = structlog.get_logger("journeyman")
     logs = LogExporter(log, settings.location)
     fanout = Fanout({"logs": logs, **(exporters or {})}, registry=CollectorRegistry(), logger=log)
-    view = DebugView(out, debug.body_limit) if debug else None
+    view = None
+    if debug is not None:
+        from agent.run.debug_view import DebugView  # run --debug only: not the agent's start
+
+        view = DebugView(out, debug.body_limit)
     limit = asyncio.Semaphore(1 if debug else settings.max_concurrency)
     environ = os.environ if environ is None else environ
     async with fanout, run_environment(settings, environ) as shared:
