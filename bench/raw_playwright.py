@@ -30,8 +30,7 @@ async def launch_options() -> dict[str, Any]:
     from agent.run.browser_pool import BrowserPool, find_browser
 
     async with BrowserPool() as pool, pool.context():  # launched: the features flag learned
-        # private, on purpose: the anchor must launch exactly as the pool does
-        options = pool._launch_options()
+        options = pool.launch_options()
         driver = await pool._driver()
         path = find_browser(None, os.environ, driver.chromium.executable_path)
     return {"executable_path": path, "headless": True, **options}

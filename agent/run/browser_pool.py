@@ -339,7 +339,7 @@ class BrowserPool:
                 headless=self._headless,
                 slow_mo=self._slow_mo,
                 timeout=self._launch_left(),
-                **self._launch_options(),
+                **self.launch_options(),
             )
         except PlaywrightError as error:
             raise BrowserUnavailable(f"{path} would not start: {_first_line(error)}") from None
@@ -349,7 +349,10 @@ class BrowserPool:
         self.launches += 1
         return browser
 
-    def _launch_options(self) -> dict[str, Any]:
+    def launch_options(self) -> dict[str, Any]:
+        """``chromium.launch`` keyword arguments of this pool's browser (its merged
+        ``--disable-features`` known from the first launch on): what an anchor that must
+        launch exactly as the agent does (``bench/raw_playwright.py``) takes."""
         args = list(LEAN_ARGS)
         ignore: list[str] = []
         flag = self._features_flag
