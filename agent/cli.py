@@ -7,20 +7,23 @@ follows :mod:`agent.cli_help` (each option's default and variable, an example).
 Exit status: 0 all good, 1 a journey failed, 2 unusable input, 3 (``run --once --push``)
 every journey passed but a push to the Pushgateway failed.
 
-Only the journey language is imported up front. The running agent (``agent.app``:
-httpx, Playwright, aiohttp, prometheus-client), the demo, the logging setup and asyncio
-are imported by the handlers that use them, so ``validate``, ``schema``, ``rules`` and
-``dashboard`` never load a browser stack (``tests/test_import_rules.py``,
-``bench/cli_startup.py``).
+Nothing heavy is imported up front. The journey language, the running agent
+(``agent.app``: httpx, Playwright, aiohttp, prometheus-client), the generators, the demo,
+the logging setup and asyncio are imported by the handlers that use them, so
+``validate``, ``schema``, ``rules`` and ``dashboard`` never load a browser stack
+(``tests/test_import_rules.py``, ``bench/cli_startup.py``), and ``run`` loads the agent
+with the cyclic garbage collector paused (:func:`_uncollected`).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
@@ -34,19 +37,20 @@ from agent.cli_options import (
     http_url,
     port,
 )
-from agent.language.loader import LoadResult, load
-from agent.language.schema import catalog_file_schema, journey_file_schema
 from agent.language.templating import EnvAllowList
-from generators.rules import FORMATS, RulesOptions, build, render
 
 if TYPE_CHECKING:
     import asyncio
 
     from agent.app import Settings
+    from agent.language.loader import LoadResult
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PUSH = 0, 1, 2, 3
+# generators.rules.FORMATS, named here so that building the parser does not import the
+# generator (tests/test_cli.py holds the two equal)
+_RULE_FORMATS = ("prometheus", "prometheus-operator")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
         "-o", "--output", default="-", help=option_help("the rules file; - is stdout", default="-")
     )
     rules.add_argument(
-        "--format", choices=FORMATS, default="prometheus",
+        "--format", choices=_RULE_FORMATS, default="prometheus",
         help=option_help("a rules file, or a PrometheusRule object", default="prometheus"),
     )  # fmt: skip
     rules.add_argument(
@@ -301,9 +305,27 @@ def _print_problems(result: LoadResult, out: TextIO) -> int:
     return sum(not file.ok for file in result.files.values())
 
 
+@contextmanager
+def _uncollected() -> Iterator[None]:
+    """No automatic cyclic garbage collection while the agent's modules load.
+
+    Loading them builds ~60,000 objects that live as long as the process; the ~140
+    collections their allocations set off freed nothing worth it and cost ~20 ms of a
+    ~450 ms start (docs/performance.md, "Start-up and idle memory").
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _run(args: argparse.Namespace) -> int:
-    from agent.app import run_agent
-    from agent.logconfig import configure_logging
+    with _uncollected():
+        from agent.app import run_agent
+        from agent.logconfig import configure_logging
 
     try:
         settings = _settings(args, headed=args.headed, slow_mo=args.slow_mo)
@@ -343,8 +365,9 @@ def _check_junit(path: Path | None) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from agent.demo.command import run_demo
-    from agent.logconfig import configure_logging
+    with _uncollected():
+        from agent.demo.command import run_demo
+        from agent.logconfig import configure_logging
 
     # the live view speaks: logs (stderr) from errors up unless asked
     configure_logging(json=args.log_format == "json", level=args.log_level or "error")
@@ -380,6 +403,8 @@ def _until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]])
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from agent.language.loader import load
+
     result = load(
         args.paths, environ=os.environ, require_env=args.require_env, allow_env=_allow_env(args)
     )
@@ -393,6 +418,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    from agent.language.schema import catalog_file_schema, journey_file_schema
+
     print(json.dumps(catalog_file_schema() if args.catalog else journey_file_schema(), indent=2))
     return EXIT_OK
 
@@ -411,6 +438,9 @@ _RULES_COUNTS = (
 
 
 def _rules(args: argparse.Namespace) -> int:
+    from agent.language.loader import load
+    from generators.rules import RulesOptions, build, render
+
     loaded = load(args.paths)
     if _print_problems(loaded, sys.stderr) or not loaded.journeys:
         print("journeyman rules: no rules written (fix the journey files)", file=sys.stderr)
@@ -428,6 +458,7 @@ def _rules(args: argparse.Namespace) -> int:
 
 
 def _dashboard(args: argparse.Namespace) -> int:
+    from agent.language.loader import load
     from generators import dashboard
 
     loaded = load(args.paths)

@@ -132,6 +132,24 @@ print(json.dumps(sorted(m for m in sys.modules if m.startswith(("playwright.asyn
     assert json.loads(done.stdout) == []
 
 
+def test_an_agent_start_leaves_what_it_does_not_use_unloaded() -> None:
+    """`journeyman run` imports neither the web config (bcrypt; only with
+    --web.config.file), nor the generators, nor run --once's JUnit writer and table:
+    start-up time (docs/performance.md)."""
+    script = """
+import json, sys
+import agent.app, agent.cli
+agent.cli._parser()
+print(json.dumps(sorted(m for m in sys.modules if m.startswith(("agent.serve.web_config",
+      "bcrypt", "generators", "exporters.junit", "exporters.table")))))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
+
+
 def test_language_side_imports_nothing_of_the_runtime() -> None:
     """agent/language/, each kind's model.py, kind.py and the registry import no runner,
     scheduler, server, app, exporter, generator, nor httpx/httpcore/Playwright/aiohttp/

@@ -43,15 +43,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from agent.serve.status_routes import page_csp, status_routes
-from agent.serve.web_config import WebAccess
 from exporters.prometheus import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT
 from exporters.status import StatusBoard
+
+if TYPE_CHECKING:
+    from agent.serve.web_config import WebAccess  # only with --web.config.file
 
 __all__ = [
     "DEFAULT_PORT",

@@ -1,0 +1,32 @@
+"""What the command line does to start fast: it names the rules formats instead of
+importing the generator, and loads the agent with the garbage collector paused."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+
+from agent import cli
+from generators.rules import FORMATS
+
+
+def test_rules_formats_are_the_generators() -> None:
+    """`rules --format` offers exactly the formats the rules generator writes."""
+    (commands,) = (a for a in cli._parser()._actions if isinstance(a, argparse._SubParsersAction))
+    (fmt,) = (a for a in commands.choices["rules"]._actions if a.dest == "format")
+    assert tuple(fmt.choices or ()) == cli._RULE_FORMATS == FORMATS
+
+
+def test_the_agent_loads_with_the_collector_paused() -> None:
+    """While `run` imports the agent, automatic garbage collection is off; after, it is
+    as before (on, unless it was off)."""
+    with cli._uncollected():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with cli._uncollected():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
