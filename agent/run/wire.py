@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import select
 import socket
 import ssl
@@ -99,7 +98,7 @@ async def open_wire(
 ) -> Wire:
     """A connection to ``address`` (an IP address: names are resolved, and checked, by
     the caller). OSError when it cannot be made."""
-    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET  # no parse: ~1% of a step
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)

@@ -1,5 +1,5 @@
 """Runs an HTTP step with httpx: render, send (following redirects hop by hop), read the
-body up to its cap, time it from trace events, then check ``expect`` and run ``extract``.
+body up to its cap, time it on the wire, then check ``expect`` and run ``extract``.
 
 Library errors become failure reasons in :mod:`agent.steps.http.errors`, here and only
 here. Measurements land on ``ctx.record`` as they are made, so a failed step keeps them.
@@ -32,10 +32,12 @@ from agent.steps.http.model import (
     header_name_problem,
     header_value_problem,
 )
+from agent.steps.http.redirect import redirect_request
 from agent.steps.http.reply import Reply
 from agent.steps.http.seen import exchange
 from agent.steps.http.session import HttpSession, open_session
 from agent.steps.http.timing import HopTimer
+from agent.steps.http.transport import WireTransport
 from agent.steps.kind import Unit
 
 __all__ = ["run"]
@@ -50,19 +52,19 @@ async def run(step: HttpStep, ctx: StepContext) -> None:
         HttpSession, lambda: open_session(ctx.env.tls, ctx.cookies, ctx.env.egress)
     )
     try:
-        client = session.client(verify)
+        transport = session.transport(verify)
     except TlsConfigError as error:
         raise StepFailed(FailureReason.CONFIG, str(error)) from None
     try:
-        request = _build_request(client, request_spec, ctx)
+        request = _build_request(session, request_spec, ctx)
     except httpx.InvalidURL as error:
         raise StepFailed(FailureReason.CONFIG, f"invalid URL: {error}") from None
-    reply = await _exchange(client, session, request, request_spec, ctx)
+    reply = await _exchange(transport, session, request, request_spec, ctx)
     await check(step.expect, reply, ctx)
     await extract(step.extract, reply, ctx)
 
 
-def _build_request(client: httpx.AsyncClient, spec: HttpRequest, ctx: StepContext) -> httpx.Request:
+def _build_request(session: HttpSession, spec: HttpRequest, ctx: StepContext) -> httpx.Request:
     render = ctx.template.render
     headers = render(spec.headers)
     if spec.auth is not None:
@@ -78,13 +80,8 @@ def _build_request(client: httpx.AsyncClient, spec: HttpRequest, ctx: StepContex
     if spec.query:
         # added to the URL's own query: httpx's params= would replace it
         url = url.copy_merge_params(render(spec.query))
-    return client.build_request(
-        spec.method,
-        url,
-        headers=_sendable(headers),
-        timeout=httpx.Timeout(ctx.remaining()),  # inactivity; the runner bounds the total
-        **body,
-    )
+    # the timeout bounds inactivity; the runner bounds the total
+    return session.request(spec.method, url, _sendable(headers), ctx.remaining(), body)
 
 
 def _sendable(headers: dict[str, str]) -> dict[str, str]:
@@ -123,7 +120,7 @@ def _authorization(auth: dict[str, Any], masker: Masker) -> str:
 
 
 async def _exchange(
-    client: httpx.AsyncClient,
+    transport: WireTransport,
     session: HttpSession,
     request: httpx.Request,
     spec: HttpRequest,
@@ -132,7 +129,7 @@ async def _exchange(
     """Send ``request`` and follow its redirects; the reply to the last hop."""
     for hop in range(spec.max_redirects + 1):
         timer = HopTimer()
-        request.extensions = {**request.extensions, "trace": timer.trace}
+        request.extensions = {**request.extensions, "timer": timer}  # told by our transport
         traceparent = ctx.traceparent(secrets.token_hex(8))  # a fresh span per request
         if traceparent is not None:
             request.headers["traceparent"] = traceparent
@@ -141,7 +138,7 @@ async def _exchange(
             detail = f"port must be at most {_MAX_PORT}, got {port}"
             raise invalid_url(detail, request.url, redirected=hop > 0)
         try:
-            response, body = await _send(client, request, spec.max_body, timer)
+            response, body, onward = await _send(transport, session, request, spec, timer)
         except (httpx.HTTPError, httpx.InvalidURL) as error:
             raise transport_failure(error, request.url, redirected=hop > 0) from None
         except EgressRefused as refused:
@@ -152,11 +149,11 @@ async def _exchange(
         ctx.record.set("status_code", "", response.status_code, Unit.CODE)
         if ctx.env.observer is not None:  # only run --debug shows them: no masking otherwise
             ctx.record.exchanges.append(exchange(request, response, body, ctx))
-        if not (spec.follow_redirects and response.next_request is not None):
+        if onward is None or not spec.follow_redirects:
             return Reply(response, body, ctx.record.duration, ctx.masker)
         if hop == spec.max_redirects:
             break
-        request = response.next_request
+        request = onward
     raise StepFailed(
         FailureReason.PROTOCOL,
         f"expected at most {spec.max_redirects} redirects, got more (last to {request.url})",
@@ -164,18 +161,24 @@ async def _exchange(
 
 
 async def _send(
-    client: httpx.AsyncClient, request: httpx.Request, max_body: int, timer: HopTimer
-) -> tuple[httpx.Response, bytes]:
-    """One request; its body read up to ``max_body`` bytes and never further. The wire
-    tells ``timer`` when bytes arrived."""
+    transport: WireTransport,
+    session: HttpSession,
+    request: httpx.Request,
+    spec: HttpRequest,
+    timer: HopTimer,
+) -> tuple[httpx.Response, bytes, httpx.Request | None]:
+    """One request; its body read up to ``max_body`` bytes and never further, and the
+    request its redirect asks for, if any. The wire tells ``timer`` when bytes arrived."""
+    max_body = spec.max_body
     with listening(timer):
-        response = await client.send(request, stream=True)
+        response = await session.send(transport, request)
         try:
+            onward = redirect_request(request, response)  # an unreadable Location fails first
             declared = response.headers.get("content-length", "")
             # a HEAD reply declares the length of a body it does not send
             if request.method != "HEAD" and declared.isdigit() and int(declared) > max_body:
                 raise too_large(max_body, f"Content-Length {declared}")
-            return response, await read_capped(response, max_body)
+            return response, await read_capped(response, max_body), onward
         finally:
             timer.body_done()
             await response.aclose()  # a body not read to its end closes the connection
