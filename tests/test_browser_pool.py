@@ -71,6 +71,7 @@ async def test_killed_chromium_fails_the_run_and_the_next_run_passes(site: Site)
         after = await run_journey(passing, env)
         assert after.ok, after.message
         assert own.launches == 2
+        await own.settled()  # the runs' contexts close after their results
         assert own.open_contexts == 0
 
 
@@ -92,6 +93,7 @@ async def test_a_dead_playwright_driver_is_restarted_for_the_next_run(site: Site
             assert first.reason in {FailureReason.BROWSER_CRASH, FailureReason.BROWSER_UNAVAILABLE}
         after = await run_journey(passing, env)
         assert after.ok, after.message
+        await own.settled()
         assert own.open_contexts == 0
 
 
@@ -172,10 +174,36 @@ async def test_many_runs_leak_no_contexts_processes_or_descriptors(
             run_journey(hanging, with_evidence),
         )
         assert [r.ok for r in results] == [True, False, False], [r.message for r in results]
+    await pool.settled()
     assert pool.open_contexts == 0
     assert len(os.listdir("/proc/self/fd")) <= descriptors + 2
     after = await _settled(pool, sum(processes.values()))
     assert sum(after.values()) <= sum(processes.values()), (processes, after)
+
+
+async def test_contexts_close_after_the_result_within_the_pool_limit(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's context is closed after its result, by the pool: it holds its slot until
+    closed, so with max_contexts=1 no context opens while another is open or closing; the
+    pool's close waits for the closes still running, and leaves no context open."""
+    require_chromium()
+    passing = journey('- {name: s, browser: [{goto: "${base}/"}, {expect_visible: "#welcome"}]}')
+    async with BrowserPool(max_contexts=1) as own:
+        open_before: list[int] = []
+        new_context = own._new_context
+
+        async def counted(options: dict[str, object]) -> object:
+            open_before.append(own.open_contexts)
+            return await new_context(options)
+
+        monkeypatch.setattr(own, "_new_context", counted)
+        env = environment(site, own)
+        results = await asyncio.gather(*(run_journey(passing, env) for _ in range(4)))
+        assert all(r.ok for r in results), [r.message for r in results]
+        assert await run_journey(passing, env)  # its close still running as the pool closes
+    assert open_before == [0] * 5
+    assert own.open_contexts == 0
 
 
 def _chromium(pool: BrowserPool) -> Counter[str]:

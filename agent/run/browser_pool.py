@@ -15,7 +15,14 @@ every run fails at once with ``BrowserUnavailable`` (reason ``browser_unavailabl
 while the pool tries again in the background, instead of each run waiting out its whole
 budget and ending as ``timeout`` or ``agent_busy``.
 
-:meth:`BrowserPool.close` shuts down in order: the contexts still open, the browser,
+A run need not wait for its context to close: it hands the close to the pool
+(:meth:`BrowserPool.close_later`) and publishes its result meanwhile. The context keeps
+its slot until it is closed, so at most ``max_contexts`` are open or closing at once;
+:meth:`BrowserPool.settled` waits for those closes, and :meth:`BrowserPool.close` does
+first.
+
+:meth:`BrowserPool.close` shuts down in order: the closes handed over, the contexts
+still open, the browser,
 then Playwright's node driver, each within ``close_timeout``; an error the driver's
 connection met (the driver died first, as Ctrl-C in a terminal kills it) is read, so
 asyncio never reports it as "never retrieved".
@@ -32,9 +39,11 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import structlog
 
 # Playwright's error class from the module that defines it: 3 ms, where its public API
 # costs ~70 ms and ~8 MB at start-up. The API loads with the first browser run.
@@ -74,6 +83,7 @@ LEAN_DISABLED_FEATURES = (
     "PreloadTopChromeWebUI",
 )
 _FEATURES_FLAG = "--disable-features="
+_log = structlog.get_logger("journeyman.browser")
 
 
 class BrowserUnavailable(Exception):
@@ -175,6 +185,7 @@ class BrowserPool:
         self._launch_ends = 0.0  # loop time: the launch in progress must be done by then
         self._unavailable: str | None = None  # why the last launch failed, until one works
         self._contexts: set[BrowserContext] = set()  # open now: closed first on shutdown
+        self._closing: set[asyncio.Task[None]] = set()  # closes handed over by runs
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._pid: int | None = None
@@ -228,6 +239,25 @@ class BrowserPool:
                 await self._close_shielded(context)
         finally:
             self._slots.release()
+
+    def close_later(self, closing: Coroutine[Any, Any, None]) -> None:
+        """Run ``closing`` (a run's exit from :meth:`context`) as a task of the pool, so
+        that the run's result does not wait for it; :meth:`settled` and :meth:`close`
+        await it. Bounded: the context holds its slot until closed, each close takes at
+        most ``close_timeout``."""
+        task = asyncio.ensure_future(closing)
+        self._closing.add(task)
+        task.add_done_callback(self._closed)
+
+    def _closed(self, task: asyncio.Task[None]) -> None:
+        self._closing.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            _log.warning("browser_context_close_failed", error=repr(error))
+
+    async def settled(self) -> None:
+        """Until every close handed to :meth:`close_later` has ended."""
+        while self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def _new_context(self, options: dict[str, Any]) -> BrowserContext:
         """A new context; a browser that died or hung since its last use is replaced once."""
@@ -421,11 +451,13 @@ class BrowserPool:
                 await browser.close()
 
     async def close(self) -> None:
-        """Shut down in order (the agent is stopping): a launch in progress, the contexts
-        still open, the browser, then Playwright's driver; each bounded."""
+        """Shut down in order (the agent is stopping): a launch in progress, the closes
+        handed over, the contexts still open, the browser, then Playwright's driver; each
+        bounded."""
         if (launching := self._launching) is not None:
             launching.cancel()
             await asyncio.gather(launching, return_exceptions=True)
+        await self.settled()
         async with self._lock:
             for context in list(self._contexts):  # runs close theirs; these were cut off
                 await self._close_context(context)

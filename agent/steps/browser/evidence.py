@@ -55,7 +55,8 @@ _HTML_SHARE = 0.5  # then masking the trace, until the budget ends
 
 class Rescue:
     """A CDP session on the run's page, attached before the step's clock, to reach a page
-    that is stuck: one of the run's resources (``ctx.resource``), detached with it."""
+    that is stuck: one of the run's resources (``ctx.resource``), ended with the run's
+    browser context."""
 
     def __init__(self) -> None:
         self._page: Page | None = None
@@ -65,14 +66,16 @@ class Rescue:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self._detach()
+        # No detach round trip: the session ends with its page's context, which the
+        # BrowserSession hands to the pool to close.
+        self._cdp = self._page = None
 
     async def attach(self, session: BrowserSession) -> None:
-        """Follow the session's page (a new one after a change of emulation)."""
+        """Follow the session's page (a new one after a change of emulation, whose old
+        context, closed, took the old session with it)."""
         page, context = session.page, session.context
         if page is self._page or page is None or context is None:
             return
-        await self._detach()
         self._cdp, self._page = await context.new_cdp_session(page), page
 
     async def stop_loading(self, session: BrowserSession, deadline: float) -> None:
@@ -99,12 +102,6 @@ class Rescue:
             async with asyncio.timeout_at(deadline):
                 if not await page_answers(page):
                     await self._cdp.send("Runtime.terminateExecution")
-
-    async def _detach(self) -> None:
-        cdp, self._cdp, self._page = self._cdp, None, None
-        if cdp is not None:
-            with contextlib.suppress(PlaywrightError):
-                await cdp.detach()
 
 
 async def keep_evidence(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable
 from fnmatch import fnmatch
 from urllib.parse import urlsplit
 
@@ -66,10 +67,13 @@ async def prepare(step: BrowserStep, ctx: StepContext) -> None:
     session = await _session(step, ctx)
     page = await _open(session, step, pool)
     try:
-        await (await ctx.resource(Rescue, Rescue)).attach(session)
-        await session.begin_step(step.name)
-        await session.load_cookies(ctx.cookies)
-        await _prepare(page, step, ctx, session)
+        rescue = await ctx.resource(Rescue, Rescue)
+        await _together(
+            rescue.attach(session),
+            session.begin_step(step.name),
+            session.load_cookies(ctx.cookies),
+            _prepare(page, step, ctx, session),
+        )
     except PlaywrightError as error:
         raise StepFailed(
             FailureReason.BROWSER_CRASH, f"the browser failed: {error.message}"
@@ -119,9 +123,7 @@ async def finish(step: BrowserStep, ctx: StepContext, failed: bool) -> None:
     session = await _session(step, ctx)
     store = _store(step, ctx)
     if store is None or not (failed or step.artifacts == "always"):
-        with contextlib.suppress(PlaywrightError):
-            await session.end_step()
-        return
+        return  # the trace chunk is discarded by the next step's begin or the context's close
     if failed:
         rescue = await ctx.resource(Rescue, Rescue)
         loop = asyncio.get_running_loop()
@@ -268,12 +270,17 @@ def _check_health(step: BrowserStep, session: BrowserSession) -> None:
 
 
 async def _read_back(session: BrowserSession, ctx: StepContext, deadline: float) -> None:
-    """Timings of the page showing now, and the browser's cookies back into the run's jar."""
+    """Timings of the page showing now, and the browser's cookies back into the run's jar:
+    together, each on its own (the cookies come while the page's entries are awaited)."""
     if session.crashed:
         return
-    with contextlib.suppress(PlaywrightError, TimeoutError):
-        async with asyncio.timeout_at(deadline):
+
+    async def cookies() -> None:
+        with contextlib.suppress(PlaywrightError):
             await session.save_cookies(ctx.cookies)
+
+    async def timings() -> None:
+        with contextlib.suppress(PlaywrightError):
             phases, vitals = await session.read_timings()
             for name, seconds in phases.items():
                 ctx.record.set("phases", name, seconds, Unit.SECONDS)
@@ -282,3 +289,15 @@ async def _read_back(session: BrowserSession, ctx: StepContext, deadline: float)
                     ctx.record.set("cls", "", value, Unit.SCORE)
                 else:
                     ctx.record.set("vitals", name, value, Unit.SECONDS)
+
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout_at(deadline):
+            await asyncio.gather(cookies(), timings())
+
+
+async def _together(*calls: Awaitable[None]) -> None:
+    """Await ``calls`` at once (independent round trips to the driver, ~2-5 ms each); once
+    all have ended, raise the first error, in the order given."""
+    for outcome in await asyncio.gather(*calls, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome

@@ -71,20 +71,44 @@ VITALS_SCRIPT = """(() => {
     if (!win) first = e.startTime;
     win += e.value; last = e.startTime; v.cls = Math.max(v.cls, win);
   });
-  const interaction = (e) => { if (e.interactionId || e.entryType === 'first-input')
-    v.inp = Math.max(v.inp || 0, e.duration); };
+  // Chromium stops LCP at the first pointerdown or keydown, and an interaction's Event
+  // Timing entry comes once the frame after it is presented: after an interaction whose
+  // entry is in, a read need not wait for frames. ``seen``: the latest entry's start.
+  let input = -1, seen = -1, waiter = null;
+  const interaction = (e) => {
+    if (e.interactionId || e.entryType === 'first-input') v.inp = Math.max(v.inp || 0, e.duration);
+    seen = Math.max(seen, e.startTime);
+    if (waiter && seen >= input) waiter();
+  };
   observe('event', interaction, {durationThreshold: 16});
   observe('first-input', interaction);
+  const started = (e) => { if (e.isTrusted) input = e.timeStamp; };
+  addEventListener('pointerdown', started, {capture: true, passive: true});
+  addEventListener('keydown', started, {capture: true, passive: true});
+  // Calls ``done`` once the page's entries are in: at once when the last interaction's
+  // entry is; else when it comes, or after the next two frames at the latest (a step may
+  // end before its page paints, or before a just-loaded image is: its LCP comes later).
+  Object.defineProperty(window, '__journeymanSettle', {value: (done) => {
+    if (input >= 0 && seen >= input) return done();
+    let called = false;
+    const once = () => { if (!called) { called = true; waiter = null; done(); } };
+    if (input >= 0) waiter = once;
+    requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(once, 0)));
+  }});
 })();"""
 
-# Read after the next frame is painted (a step may end before its page paints, or
-# before a just-loaded image is), taking the entries not yet delivered to observers.
-_READ_VITALS = """() => new Promise((resolve) => requestAnimationFrame(() =>
-  requestAnimationFrame(() => setTimeout(() => {
+# Read once the page's entries are in (``__journeymanSettle``; a page without the script,
+# after two frames), taking those not yet delivered to observers.
+_READ_VITALS = """() => new Promise((resolve) => {
+  const read = () => {
     if (window.__journeymanFlush) window.__journeymanFlush();
     const n = performance.getEntriesByType('navigation')[0];
     resolve({vitals: window.__journeymanVitals || null, nav: n ? n.toJSON() : null});
-  }, 0))))"""
+  };
+  if (window.__journeymanFlush) window.__journeymanFlush();
+  if (window.__journeymanSettle) window.__journeymanSettle(read);
+  else requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(read, 0)));
+})"""
 
 
 @dataclass
@@ -97,7 +121,8 @@ class StepEvents:
 
 
 class BrowserSession:
-    """The run's context and page; closed (with the context) when the attempt ends."""
+    """The run's context and page; the context is handed to the pool to close when the
+    attempt ends."""
 
     def __init__(self, pool: BrowserPool, masker: Masker, trace: TraceMode) -> None:
         self._pool = pool
@@ -114,6 +139,7 @@ class BrowserSession:
         self.events = StepEvents()
         self.secret_fields: list[Locator] = []  # typed a secret: masked in screenshots
         self.crashed = False
+        self._used = False  # cookies were loaded into the context: it may hold some
 
     async def __aenter__(self) -> BrowserSession:
         return self
@@ -124,7 +150,9 @@ class BrowserSession:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._stack.aclose()
+        # The run's result need not wait for the context to close (~15 ms): the pool
+        # closes it, holding its slot until then.
+        self._pool.close_later(self._stack.aclose())
 
     async def open(self, emulation: Emulation | None) -> Page:
         """The page to drive, in a context with ``emulation`` (a new one if it changed)."""
@@ -134,7 +162,7 @@ class BrowserSession:
         self._stack = AsyncExitStack()
         options = await self._context_options(emulation)
         context = await self._stack.enter_async_context(self._pool.context(**options))
-        self.context, self._emulation, self.crashed = context, emulation, False
+        self.context, self._emulation, self.crashed, self._used = context, emulation, False, False
         await context.add_init_script(VITALS_SCRIPT)
         context.on("console", self._on_console)
         context.on("weberror", self._on_web_error)
@@ -230,9 +258,12 @@ class BrowserSession:
         self.crashed = True
 
     async def load_cookies(self, jar: CookieJar) -> None:
-        """Give the browser the run's cookies (set by HTTP steps, or earlier pages)."""
+        """Give the browser the run's cookies (set by HTTP steps, or earlier pages). A
+        context this run has not used yet holds none to clear: no round trip for it."""
         assert self.context is not None
-        await self.context.clear_cookies()
+        if self._used:
+            await self.context.clear_cookies()
+        self._used = True
         cookies = [_to_playwright(cookie) for cookie in jar]
         if cookies:
             await self.context.add_cookies(cookies)  # type: ignore[arg-type]
