@@ -5,7 +5,7 @@ agent's launch flags, plain prometheus-client, the same agent without scrapes).
 Each bench runs as its own process (``python -m bench.NAME --quick --rows FILE``; without
 ``--quick`` with ``--full``), its output shown as it comes; the load average is taken
 before and after each. The table goes to stdout and, as markdown, to ``--markdown PATH``
-(what docs/performance.md carries). ``make bench`` runs this with ``--quick``: 5 to 6
+(what docs/performance.md carries). ``make bench`` runs this with ``--quick``: 6 to 7
 minutes on 2 cores. Long benches not run here, run alone: ``bench.soak`` (30 min,
 leaks), ``bench.hostile_memory`` (memory under hostile targets).
 
@@ -27,8 +27,8 @@ from pathlib import Path
 
 from bench.common import Row, load_average, read_rows
 
-BENCHES = ("http_step", "browser_overhead", "browser_memory", "metrics_scrape", "scale",
-           "startup")  # fmt: skip
+BENCHES = ("http_step", "browser_overhead", "browser_memory", "browser_throughput",
+           "metrics_scrape", "scale", "startup")  # fmt: skip
 ROOT = Path(__file__).resolve().parent.parent
 
 

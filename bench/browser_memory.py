@@ -101,7 +101,8 @@ async def agent_arm(shop: Shop, pages: int) -> tuple[float, float, float]:
 
 async def raw_arm(shop: Shop, pages: int, options: str) -> tuple[float, float, float]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.raw_playwright", options, f"{shop.url}/held", str(pages),
+        sys.executable, "-m", "bench.raw_playwright", "hold", options, f"{shop.url}/held",
+        str(pages),
         stdout=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -6,10 +6,15 @@ arguments, merged ``--disable-features``, the sandbox setting) and its executabl
 anchor launches with exactly those. ``checkout()`` is the run both browser benches time:
 a fresh context and page, goto, fill, click, expect, close.
 
-Run as a process of its own by ``bench/browser_memory.py`` (so that no agent module is in
-its memory): ``python -m bench.raw_playwright OPTIONS_JSON URL N`` opens N contexts, each
-with a page loading URL, prints ``open`` once every ``goto`` was sent, and stays until
-killed.
+Run as a process of its own (so that no agent module is in its memory), until killed:
+
+- ``python -m bench.raw_playwright hold OPTIONS_JSON URL N`` (``bench/browser_memory.py``)
+  opens N contexts, each with a page loading URL, and prints ``open`` once every ``goto``
+  was sent;
+- ``python -m bench.raw_playwright pace OPTIONS_JSON URL N EVERY`` (``bench/browser_throughput.py``)
+  runs the checkout of URL as N journeys would, each every EVERY seconds (their starts
+  spread over the interval), at most 2 at once as the agent's ``--max-browsers``, and
+  prints ``run`` after each.
 """
 
 from __future__ import annotations
@@ -60,5 +65,28 @@ async def hold(options: dict[str, Any], url: str, count: int) -> None:
         await asyncio.Event().wait()
 
 
+async def pace(options: dict[str, Any], url: str, count: int, every: float) -> None:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(**options)
+        slots = asyncio.Semaphore(2)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+
+        async def journey(n: int) -> None:
+            due = start + n * every / count
+            while True:
+                await asyncio.sleep(max(due - loop.time(), 0))
+                async with slots:
+                    await checkout(browser, url)
+                print("run", flush=True)
+                due += every
+
+        await asyncio.gather(*(journey(n) for n in range(count)))
+
+
 if __name__ == "__main__":
-    asyncio.run(hold(json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])))
+    mode, options, url, count, *rest = sys.argv[1:]
+    if mode == "hold":
+        asyncio.run(hold(json.loads(options), url, int(count)))
+    else:
+        asyncio.run(pace(json.loads(options), url, int(count), float(rest[0])))
