@@ -10,6 +10,7 @@ Screenshots for people land in test-output/ (gitignored).
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import subprocess
@@ -30,8 +31,9 @@ from test_prometheus_samples import CLOCK, catalog, checkout
 from agent.demo.server import RunningShop, start_shop
 from agent.language.model import Journey
 from agent.run.browser_pool import find_browser
-from agent.run.results import FailureReason, Outcome, RunResult
+from agent.run.results import FailureReason, Measurement, Outcome, RunResult, StepResult
 from agent.serve.status_routes import evidence_file
+from agent.steps.kind import Unit
 from exporters.history import History
 from exporters.status import State, StatusBoard
 from exporters.status_assets import POLL_SECONDS
@@ -529,6 +531,50 @@ async def test_a_restarted_board_takes_its_state_back_from_the_history() -> None
     assert page.figures is not None
     assert (page.figures.successes, page.figures.failures) == (7, 5)
     assert [r.run_id for r in page.runs][:2] == ["checkout-11", "checkout-10"]
+
+
+async def test_the_board_keeps_little_for_the_collector_and_still_shows_a_run() -> None:
+    """What the board keeps of each journey's runs is seldom read but walked by every full
+    garbage collection, a pause that delays the runs due meanwhile: a journey's 10 kept
+    runs add at most 20 objects for the collector to walk, whatever their steps hold.
+    Without a history, a journey page still shows the newest run in full."""
+    journeys = [checkout(journey=f"j{i}") for i in range(100)]
+    board = StatusBoard(clock=lambda: CLOCK)
+    board.set_inventory(journeys, catalog())
+    gc.collect()
+    before = len(gc.get_objects())
+    runs = [_run(j, i, CLOCK - 100 + i, Outcome.SUCCESS, steps=_http_steps()) for j in journeys
+            for i in range(10)]  # fmt: skip
+    for result in runs:
+        board.export(result)
+    del runs, result
+    gc.collect()
+    assert (len(gc.get_objects()) - before) / len(journeys) <= 20
+    page = await board.journey_page("j7")
+    assert page is not None
+    assert page.chosen is not None
+    assert page.chosen.run_id == "j7-9"
+    assert [step.name for step in page.chosen.steps] == ["home", "cart", "pay"]
+    assert page.chosen.steps[2].values("phases") == {"connect": 0.01, "wait": 0.2}
+
+
+def _http_steps() -> tuple[StepResult, ...]:
+    """Three HTTP steps as the runner reports them, each its own objects."""
+    return tuple(
+        StepResult(
+            name,
+            "http",
+            True,
+            CLOCK - 5,
+            0.21,
+            measurements=(
+                Measurement("phases", "connect", 0.01, Unit.SECONDS),
+                Measurement("phases", "wait", 0.2, Unit.SECONDS),
+                Measurement("status_code", "", 200.0, Unit.CODE),
+            ),
+        )
+        for name in ("home", "cart", "pay")
+    )
 
 
 async def test_a_journey_page_escapes_and_shows_masked_messages_only() -> None:
