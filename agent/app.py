@@ -249,12 +249,16 @@ async def run_agent(
                 location=settings.location,
             )
 
+            loaded_before = False
+
             def apply(journeys: Sequence[Journey], catalog: Catalog | None) -> None:
+                nonlocal loaded_before
                 scheduler.catalog = catalog
                 update = scheduler.update(journeys)
                 prometheus.set_inventory(update.journeys, catalog)
                 board.set_inventory(update.journeys, catalog)
-                _freeze_loaded()
+                _freeze_loaded(reload=loaded_before)
+                loaded_before = True
 
             reloader = Reloader(
                 paths=settings.paths,
@@ -285,19 +289,19 @@ async def run_agent(
         log.info("agent_stopped")
 
 
-def _freeze_loaded() -> None:
+def _freeze_loaded(*, reload: bool) -> None:
     """Hide what a load built (journeys, series, metrics) from the cyclic collector.
 
     A full collection walks every tracked object, and what a load builds is most of them
     and lives until the next reload: with 1,000 journeys, ~190,000 tracked objects and
     gen-2 pauses of 100-210 ms of CPU; frozen, ~85,000 and 25-50 ms (docs/performance.md,
     "Scrapes and the schedule"). Reference counting still frees frozen objects once dropped.
-    On a reload, unfreezing first lets the last load's leftovers be collected, and
-    collecting before freezing keeps garbage out of the frozen set. The first load of a
-    process freezes without collecting: that collection cost ~15 ms of the start and found
-    ~60 objects (10 journeys), which the next reload collects.
+    On a ``reload``, unfreezing first lets the last load's leftovers be collected, and
+    collecting before freezing keeps garbage out of the frozen set. The first load freezes
+    without collecting: that collection walked every module's objects too (~15 ms of the
+    start) and found ~60 objects with 10 journeys, which the next reload collects.
     """
-    if gc.get_freeze_count():
+    if reload:
         gc.unfreeze()
         gc.collect()
     gc.freeze()

@@ -14,18 +14,18 @@ class _Node:
 
 
 def test_the_first_load_freezes_without_collecting_and_a_reload_collects() -> None:
-    """The first load of a process freezes without a collection (~15 ms of the start); a
-    reload collects the garbage frozen before, then freezes again."""
+    """The first load freezes without a collection (~15 ms of the start); a reload
+    collects the garbage frozen before, then freezes again."""
     gc.unfreeze()
     gc.disable()
     try:
         node = _Node()
         alive = weakref.ref(node)
         del node
-        _freeze_loaded()
+        _freeze_loaded(reload=False)
         assert alive() is not None
         assert gc.get_freeze_count() > 0
-        _freeze_loaded()
+        _freeze_loaded(reload=True)
         assert alive() is None
         assert gc.get_freeze_count() > 0
     finally:

@@ -17,16 +17,25 @@ def test_rules_formats_are_the_generators() -> None:
     assert tuple(fmt.choices or ()) == cli._RULE_FORMATS == FORMATS
 
 
-def test_the_agent_loads_with_the_collector_paused() -> None:
-    """While `run` imports the agent, automatic garbage collection is off; after, it is
-    as before (on, unless it was off)."""
-    with cli._uncollected():
-        assert not gc.isenabled()
-    assert gc.isenabled()
-    gc.disable()
+def test_the_agent_loads_with_the_collector_paused_then_frozen() -> None:
+    """While the command line loads modules, automatic garbage collection is off; then
+    what they built is frozen and the collector is as before (on, unless it was off)."""
+    gc.unfreeze()
     try:
+        with cli._uncollected():
+            assert not gc.isenabled()
+            loaded = object.__new__(_Module)
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0
+        assert all(o is not loaded for o in gc.get_objects())
+        gc.disable()
         with cli._uncollected():
             pass
         assert not gc.isenabled()
     finally:
+        gc.unfreeze()
         gc.enable()
+
+
+class _Module:
+    """Stands for what an import builds (tracked by the collector)."""
