@@ -40,7 +40,9 @@ async def read_capped(response: httpx.Response, max_body: int) -> bytes:
     """The decoded body, or StepFailed(too_large) as soon as it would pass ``max_body``."""
     decoder = _Decoder(response.headers.get("content-encoding", ""), max_body)
     chunks: list[bytes] = []
-    async for raw in response.aiter_raw():
+    stream = response.stream
+    assert isinstance(stream, httpx.AsyncByteStream)
+    async for raw in stream:  # as the transport hands it over: no re-chunking
         chunks += decoder.feed(raw)
     decoder.finish()
     return b"".join(chunks)

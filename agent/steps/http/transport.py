@@ -115,24 +115,25 @@ class WireTransport(httpx.AsyncBaseTransport):
         return H11Connection(wire)
 
     async def _open(self, host: str, port: int, timeout: float | None) -> Wire:  # noqa: ASYNC109
-        """A connection to the first allowed address of ``host`` that takes one."""
-        try:
-            async with asyncio.timeout(timeout):  # the lookup is part of connecting
-                addresses = await self._egress.addresses(host, port)
-        except TimeoutError:
-            raise httpx.ConnectTimeout(f"resolving {host} timed out") from None
-        except OSError as error:  # socket.gaierror: the dns reason
-            raise httpx.ConnectError(str(error)) from error
+        """A connection to the first allowed address of ``host`` that takes one; the lookup
+        is part of connecting, in the same time limit."""
+        address = None
         failure: httpx.ConnectError | None = None
-        for address in addresses:
-            try:
-                async with asyncio.timeout(timeout):
-                    return await open_wire(address, port)
-            except TimeoutError:
-                raise httpx.ConnectTimeout(f"connecting to {address}:{port} timed out") from None
-            except OSError as error:
-                failure = httpx.ConnectError(str(error))  # the next address, as a browser would
-                failure.__cause__ = error
+        try:
+            async with asyncio.timeout(timeout):
+                try:
+                    addresses = await self._egress.addresses(host, port)
+                except OSError as error:  # socket.gaierror: the dns reason
+                    raise httpx.ConnectError(str(error)) from error
+                for address in addresses:
+                    try:
+                        return await open_wire(address, port)
+                    except OSError as error:  # the next address, as a browser would
+                        failure = httpx.ConnectError(str(error))
+                        failure.__cause__ = error
+        except TimeoutError:
+            doing = f"resolving {host}" if address is None else f"connecting to {address}:{port}"
+            raise httpx.ConnectTimeout(f"{doing} timed out") from None
         assert failure is not None  # addresses() returns at least one
         raise failure
 
