@@ -227,6 +227,8 @@ async def run_agent(
             f"cannot listen on {settings.listen}: {error.strerror or error} (another agent "
             "there? choose another address with --listen)"
         ) from None
+    thresholds = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *thresholds[1:])
     try:
         if on_listening is not None:
             on_listening(server.url)
@@ -285,8 +287,16 @@ async def run_agent(
     finally:
         readiness.set_shutting_down()
         await server.close()
+        gc.set_threshold(*thresholds)
         gc.unfreeze()  # hand what the agent kept back to the collector of its process
         log.info("agent_stopped")
+
+
+# Allocations between young collections. Python's 700 collects ~12 times a second with
+# 2,000 journeys and promotes the objects of the runs in flight each time, which soon
+# trigger full collections: 3 in 30 s, 25-45 ms each, every run due meanwhile starting
+# that late. At 10,000: 4 young collections in 30 s (at most 12 ms), no full one.
+YOUNG_COLLECTION_THRESHOLD = 10_000
 
 
 def _freeze_loaded(*, reload: bool) -> None:
