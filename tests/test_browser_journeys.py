@@ -124,6 +124,24 @@ async def test_web_vitals_of_a_page_with_a_slow_image(pool: BrowserPool, site: S
     assert 0.9 <= phases["load"] < 5
 
 
+async def test_a_click_is_measured_as_an_interaction(pool: BrowserPool, site: Site) -> None:
+    """A step ending just after a click reports its interaction (inp) beside fcp and lcp:
+    the vitals are read once the click's Event Timing entry has come."""
+    clicking = journey(
+        """
+        - name: note
+          browser:
+            - goto: ${base}/account
+            - click: "#note"
+        """
+    )
+    result = await run_journey(clicking, environment(site, pool))
+    assert result.ok, result.message
+    vitals = result.steps[0].values("vitals")
+    assert {"ttfb", "fcp", "lcp", "inp"} <= set(vitals), vitals
+    assert 0 < vitals["inp"] < 1
+
+
 async def test_block_list_keeps_third_party_requests_out(pool: BrowserPool, site: Site) -> None:
     """A blocked host is never contacted and its aborted request is not counted as failed."""
     before = site.tracker_hits

@@ -239,7 +239,9 @@ async def _prepare(
     if headers or session.headers_set:
         await page.set_extra_http_headers(headers)
         session.headers_set = bool(headers)
-    await page.unroute_all()
+    if session.blocking:  # the previous step's block list
+        await page.unroute_all()
+        session.blocking = False
     if step.block:
         patterns = tuple(step.block)
 
@@ -251,6 +253,7 @@ async def _prepare(
                 await route.fallback()
 
         await page.route("**/*", block)
+        session.blocking = True
 
 
 def _check_health(step: BrowserStep, session: BrowserSession) -> None:

@@ -132,6 +132,7 @@ class BrowserSession:
         self._screencast = False  # the trace records screencast frames
         self._chunk_open = False
         self.headers_set = False
+        self.blocking = False  # the page routes a step's block list
         self._stack = AsyncExitStack()
         self._emulation: Emulation | None = None
         self.context: BrowserContext | None = None
@@ -168,7 +169,7 @@ class BrowserSession:
         context.on("weberror", self._on_web_error)
         context.on("requestfailed", self._on_request_failed)
         context.on("response", self._on_response)
-        self._trace_started = self._chunk_open = self.headers_set = False
+        self._trace_started = self._chunk_open = self.headers_set = self.blocking = False
         page = await context.new_page()
         page.on("crash", self._on_crash)
         if emulation is not None and emulation.network is not None:
