@@ -10,8 +10,8 @@ connect is timed by the kernel's own measure of the handshake's round trip
 (:meth:`ssl.SSLContext.wrap_bio`), so the encrypted bytes keep their kernel times too.
 
 Errors are ``OSError`` (``ssl.SSLError`` is one). The TCP kind talks over a
-:class:`Wire`; HTTP steps over the same, as httpcore's network stream
-(:mod:`agent.steps.http.stream`). Linux only, like the agent's image.
+:class:`Wire`; HTTP steps over the same, through their transport
+(:mod:`agent.steps.http.transport`). Linux only, like the agent's image.
 """
 
 from __future__ import annotations
@@ -23,13 +23,11 @@ import socket
 import ssl
 import struct
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import Protocol
 
-__all__ = ["SocketOption", "Wire", "WireClock", "WireListener", "listening", "open_wire"]
-
-SocketOption = tuple[Any, ...]  # setsockopt's arguments, as httpcore passes them
+__all__ = ["Wire", "WireClock", "WireListener", "listening", "open_wire"]
 
 _SO_TIMESTAMP = getattr(socket, "SO_TIMESTAMP", 29)  # Linux's value; Python may not export it
 _TIMEVAL = struct.Struct("@ll")  # struct timeval: seconds, microseconds
@@ -90,12 +88,7 @@ def listening(listener: WireListener) -> Iterator[None]:
         _LISTENER.reset(token)
 
 
-async def open_wire(
-    address: str,
-    port: int,
-    local_address: str | None = None,
-    socket_options: Iterable[SocketOption] = (),
-) -> Wire:
+async def open_wire(address: str, port: int) -> Wire:
     """A connection to ``address`` (an IP address: names are resolved, and checked, by
     the caller). OSError when it cannot be made."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET  # no parse: ~1% of a step
@@ -104,10 +97,6 @@ async def open_wire(
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
-        for option in socket_options:
-            sock.setsockopt(*option)
-        if local_address is not None:
-            sock.bind((local_address, 0))
         await asyncio.get_running_loop().sock_connect(sock, (address, port))
     except BaseException:  # cancelled by a deadline too
         sock.close()
@@ -161,7 +150,7 @@ class Wire:
                 return b""
             await self._flush()  # what reading made TLS say (a key update's answer)
             data = await self._receive(_READ_SIZE)
-            if not data:  # an end without close_notify, taken as the end (as httpcore does)
+            if not data:  # an end without close_notify, taken as the end (as httpcore did)
                 return b""
             self._incoming.write(data)
 
