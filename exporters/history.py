@@ -209,6 +209,10 @@ class History:
         await self._flush()
         return await self._in_thread(self._read, lambda c: query(c, *args, **kwargs))
 
+    def unwritten(self, run_id: str) -> RunResult | None:
+        """A run queued and not written (the file failed since): the pages' only copy."""
+        return next((r for r in reversed(self._pending) if r.run_id == run_id), None)
+
     # -- the loop side ---------------------------------------------------------------
 
     async def _flush_loop(self) -> None:

@@ -22,7 +22,6 @@ for this hour (in the catalog's time zone), times the value per transaction.
 from __future__ import annotations
 
 import asyncio
-import pickle
 import sqlite3
 import time
 import zlib
@@ -185,10 +184,7 @@ class _Live:
     """What the board keeps of one journey."""
 
     recent: deque[RunSummary] = field(default_factory=lambda: deque(maxlen=KEEP))
-    # the newest full results, pickled: ~25 objects each that every full collection of
-    # the garbage collector would walk (50,000 with 1,000 journeys: a 25 ms pause that
-    # delays the runs due meanwhile), for a page nobody may ever ask for
-    results: dict[str, bytes] = field(default_factory=dict)
+    results: dict[str, RunResult] = field(default_factory=dict)  # without a history only
     last_counted: RunSummary | None = None
     failing_since: float | None = None
     streak: int = 0
@@ -284,9 +280,12 @@ class StatusBoard(NoLifecycle):
             return
         live = self._live.setdefault(result.journey, _Live())
         live.record(RunSummary.of(result))
-        live.results[result.run_id] = pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
-        while len(live.results) > 2:  # the newest two, for a page without history
-            del live.results[next(iter(live.results))]
+        if self.history is None:  # else the history has them, whole, for the pages
+            # (~25 objects each, that every full collection of the garbage collector walks:
+            # 50,000 with 1,000 journeys, a pause that delays the runs due meanwhile)
+            live.results[result.run_id] = result
+            while len(live.results) > 2:  # the newest two
+                del live.results[next(iter(live.results))]
         self._changes += 1
 
     @property
@@ -326,8 +325,7 @@ class StatusBoard(NoLifecycle):
         live = self._live.get(journey_id, _Live())
         runs: tuple[RunSummary, ...] = tuple(live.recent)
         wanted = run_id or (runs[0].run_id if runs else None)
-        kept = live.results.get(wanted) if wanted else None
-        chosen: RunResult | None = pickle.loads(kept) if kept else None  # our own bytes
+        chosen = live.results.get(wanted) if wanted else None
         figures, problem = None, None
         if self.history is not None:
             slo = row.journey.slo
@@ -339,6 +337,7 @@ class StatusBoard(NoLifecycle):
                 )
             except HistoryUnavailable as error:
                 problem = str(error) or "the history is unavailable"
+                chosen = self.history.unwritten(wanted) if wanted else None
             else:
                 runs = tuple(listed) or runs
                 chosen = stored if stored is not None and stored.journey == journey_id else chosen

@@ -533,29 +533,51 @@ async def test_a_restarted_board_takes_its_state_back_from_the_history() -> None
     assert [r.run_id for r in page.runs][:2] == ["checkout-11", "checkout-10"]
 
 
-async def test_the_board_keeps_little_for_the_collector_and_still_shows_a_run() -> None:
-    """What the board keeps of each journey's runs is seldom read but walked by every full
-    garbage collection, a pause that delays the runs due meanwhile: a journey's 10 kept
-    runs add at most 20 objects for the collector to walk, whatever their steps hold.
-    Without a history, a journey page still shows the newest run in full."""
+async def test_the_board_leaves_whole_runs_to_the_history() -> None:
+    """Whole runs are seldom read but walked by every full garbage collection, a pause
+    that delays the runs due meanwhile: with a history, which keeps them whole, the board
+    keeps only their summaries, at most 20 objects for the collector per journey with 10
+    runs of 3 HTTP steps each (50 when it kept the newest two whole). A journey page still
+    shows the newest run in full, from the history, or from the history's queue when the
+    history cannot be read."""
     journeys = [checkout(journey=f"j{i}") for i in range(100)]
-    board = StatusBoard(clock=lambda: CLOCK)
-    board.set_inventory(journeys, catalog())
-    gc.collect()
-    before = len(gc.get_objects())
-    runs = [_run(j, i, CLOCK - 100 + i, Outcome.SUCCESS, steps=_http_steps()) for j in journeys
-            for i in range(10)]  # fmt: skip
-    for result in runs:
-        board.export(result)
-    del runs, result
-    gc.collect()
-    assert (len(gc.get_objects()) - before) / len(journeys) <= 20
-    page = await board.journey_page("j7")
+    history = History(None, clock=lambda: CLOCK)
+    await history.start()
+    try:
+        board = StatusBoard(history, clock=lambda: CLOCK)
+        await board.start()
+        board.set_inventory(journeys, catalog())
+        gc.collect()
+        before = len(gc.get_objects())
+        for journey in journeys:
+            for i in range(10):
+                result = _run(journey, i, CLOCK - 100 + i, Outcome.SUCCESS, steps=_http_steps())
+                board.export(result)
+                history.export(result)
+        await history.read(lambda connection: None)  # every queued run written
+        del result
+        gc.collect()
+        assert (len(gc.get_objects()) - before) / len(journeys) <= 20
+        page = await board.journey_page("j7")
+    finally:
+        await history.close()
     assert page is not None
     assert page.chosen is not None
     assert page.chosen.run_id == "j7-9"
     assert [step.name for step in page.chosen.steps] == ["home", "cart", "pay"]
     assert page.chosen.steps[2].values("phases") == {"connect": 0.01, "wait": 0.2}
+    closed = StatusBoard(history, clock=lambda: CLOCK)  # the history can no longer be read
+    closed.set_inventory(journeys, catalog())
+    for i in range(3):
+        result = _run(journeys[7], 10 + i, CLOCK - 50 + i, Outcome.SUCCESS, steps=_http_steps())
+        closed.export(result)
+        history.export(result)
+    page = await closed.journey_page("j7")
+    assert page is not None
+    assert page.history_problem is not None
+    assert page.chosen is not None
+    assert page.chosen.run_id == "j7-12"
+    assert len(page.chosen.steps) == 3
 
 
 def _http_steps() -> tuple[StepResult, ...]:
