@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import weakref
 
 from agent import cli
 from generators.rules import FORMATS
@@ -19,15 +20,18 @@ def test_rules_formats_are_the_generators() -> None:
 
 def test_the_agent_loads_with_the_collector_paused_then_frozen() -> None:
     """While the command line loads modules, automatic garbage collection is off; then
-    what they built is frozen and the collector is as before (on, unless it was off)."""
+    their garbage is collected, what lives is frozen, and the collector is as before (on,
+    unless it was off)."""
     gc.unfreeze()
     try:
         with cli._uncollected():
             assert not gc.isenabled()
-            loaded = object.__new__(_Module)
+            kept = _Module()
+            garbage = weakref.ref(_Module())
         assert gc.isenabled()
+        assert garbage() is None
         assert gc.get_freeze_count() > 0
-        assert all(o is not loaded for o in gc.get_objects())
+        assert all(o is not kept for o in gc.get_objects())
         gc.disable()
         with cli._uncollected():
             pass
@@ -38,4 +42,7 @@ def test_the_agent_loads_with_the_collector_paused_then_frozen() -> None:
 
 
 class _Module:
-    """Stands for what an import builds (tracked by the collector)."""
+    """Stands for what an import builds: in a cycle, so only the collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
