@@ -41,6 +41,7 @@ __all__ = [
     "sample_template",
 ]
 
+_INF = float("inf")
 _PLAIN_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")  # written as is by both encoders
 _TEXT_SPLIT = ("_created", "_gcount", "_gsum")  # text format: families of their own, last
 
@@ -51,7 +52,11 @@ def escape(value: str) -> str:
 
 
 def number(value: float) -> str:
-    """A sample value as prometheus-client writes it (Go's float formatting)."""
+    """A sample value as prometheus-client writes it (Go's float formatting). Below a
+    million, where Go writes no exponent, that is Python's ``repr``: a render writes ~17
+    values per result, and the general case took ~40% of its time."""
+    if -_INF < value < 1_000_000:
+        return repr(float(value))
     written: str = floatToGoString(value)  # type: ignore[no-untyped-call]
     return written
 

@@ -38,6 +38,7 @@ from exporters.prometheus_text import (
     encode,
     histogram_template,
     integer,
+    number,
     sample_template,
 )
 from exporters.status import StatusBoard
@@ -70,6 +71,17 @@ class _Encoded:
 def test_whole_counts_are_written_as_prometheus_client_writes_them(value: int) -> None:
     """Counts skip the float detour but come out the same, exponent from 1e6 on included."""
     assert integer(value) == floatToGoString(float(value))  # type: ignore[no-untyped-call]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0.0, -0.0, 1.0, 0.5, 1e-5, 1.5e-7, 0.1 + 0.2, 123456.5, 999_999.99, 1e6, 1_000_000.5,
+     1.8e9, 1e16, 2.5e15, -3.5, -1e300, -1.8e9, float("inf"), float("-inf"), float("nan"), 7],
+)  # fmt: skip
+def test_values_are_written_as_prometheus_client_writes_them(value: float) -> None:
+    """The shortcut below a million and the general case agree with prometheus-client's
+    Go-style formatting, signs, exponents and infinities included."""
+    assert number(value) == floatToGoString(value)  # type: ignore[no-untyped-call]
 
 
 @pytest.mark.parametrize("value", [0.0, 1e-9, 0.1 + 0.2, 1.8e9, 2.5e15, -3.5, float("inf")])
