@@ -46,6 +46,7 @@ DEFAULT_DENY: tuple[tuple[str, str], ...] = (
     ("fd00:ec2::254/128", "the cloud metadata address fd00:ec2::254"),
 )
 _DEFAULT_NETWORKS = tuple((ipaddress.ip_network(net), why) for net, why in DEFAULT_DENY)
+_VERDICTS = 4096  # (host, address) pairs remembered by a policy
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?"
 _HOST = re.compile(rf"^(?:\*\.)?{_LABEL}(?:\.{_LABEL})*$")
 
@@ -109,6 +110,12 @@ class EgressPolicy:
     allow: tuple[Rule, ...] = ()
     deny: tuple[Rule, ...] = ()
     resolver: Resolver | None = field(default=None, compare=False)
+    # verdicts by (host, address): the rules never change, and parsing the address and
+    # matching it took ~5% of an HTTP step's CPU; cleared when full (a name may resolve
+    # to ever new addresses)
+    _verdicts: dict[tuple[str, str | None], str | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def parse(
@@ -120,6 +127,15 @@ class EgressPolicy:
     def refusal(self, host: str, address: str | None) -> str | None:
         """Why egress to ``host`` (at ``address``, None before resolution) is refused, or
         None when it is allowed. Without an address, only what the name decides."""
+        key = (host, address)
+        if key in self._verdicts:
+            return self._verdicts[key]
+        if len(self._verdicts) >= _VERDICTS:
+            self._verdicts.clear()
+        why = self._verdicts[key] = self._decide(host, address)
+        return why
+
+    def _decide(self, host: str, address: str | None) -> str | None:
         name = host.lower().rstrip(".").strip("[]")
         ip = _address(address if address is not None else name)
         where = name if ip is None or str(ip) == name else f"{name} ({ip})"
