@@ -134,14 +134,15 @@ print(json.dumps(sorted(m for m in sys.modules if m.startswith(("playwright.asyn
 
 def test_an_agent_start_leaves_what_it_does_not_use_unloaded() -> None:
     """`journeyman run` imports neither the web config (bcrypt; only with
-    --web.config.file), nor the generators, nor run --once's JUnit writer and table:
-    start-up time (docs/performance.md)."""
+    --web.config.file), nor the generators, nor run --once's JUnit writer and table, nor
+    the HTTP client (with the first HTTP or TCP step: a browser-only agent never loads it,
+    ~3 MB): start-up time and memory (docs/performance.md)."""
     script = """
 import json, sys
 import agent.app, agent.cli
 agent.cli._parser()
 print(json.dumps(sorted(m for m in sys.modules if m.startswith(("agent.serve.web_config",
-      "bcrypt", "generators", "exporters.junit", "exporters.table")))))
+      "bcrypt", "generators", "exporters.junit", "exporters.table", "httpx")))))
 """
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60

@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import ssl
 
-import httpx
-
 __all__ = ["TlsConfigError", "TlsContexts", "certificate_expiry"]
 
 
@@ -37,6 +35,8 @@ class TlsContexts:
 
 
 def _build(verify: bool | str) -> ssl.SSLContext:
+    import httpx  # here: an agent whose journeys are browser-only never loads it (~3 MB)
+
     if verify is True:
         return httpx.create_ssl_context()
     if verify is False:
