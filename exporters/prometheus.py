@@ -9,11 +9,11 @@ journeys make tens of thousands of samples; encoding them when scraped blocked t
 loop for seconds, and every run due meanwhile started late. So each journey's block of
 sample lines is written by :meth:`JourneySeries.render` (a template per series, see
 :mod:`exporters.prometheus_text`) once per result, at export time, and a scrape only
-joins bytes that are already there, and writes the other series (build, catalog, the
-agent's own: the scheduler's are per journey, so these go to a worker thread) with
-:class:`~exporters.prometheus_text.FamilyWriter`. The joined journey text is kept until
-the next change; its ``generation`` tells a server when bytes it derived from it (gzip)
-are stale.
+joins bytes that are already there (in a worker thread), and writes the other series
+(build, catalog, the agent's own: the scheduler's are per journey, so these go to a
+worker thread too) with :class:`~exporters.prometheus_text.FamilyWriter`. The joined
+journey text is kept until the next change; its ``generation`` tells a server when bytes
+it derived from it (gzip) are stale.
 ``generate_latest`` on the registry still sees every series, through ``collect()``.
 
 Results of journeys missing from the current inventory are ignored, so a run that
@@ -22,6 +22,7 @@ finishes after its journey was removed cannot bring its series back.
 
 from __future__ import annotations
 
+import asyncio
 import platform
 import threading
 import time
@@ -136,22 +137,21 @@ class PrometheusExporter(NoLifecycle):
 
     def render(self, openmetrics: bool = False) -> bytes:
         """The registry's exposition: the journey text as rendered, the rest written now."""
-        return self.journey_text(openmetrics)[1] + self.other_text(openmetrics)
+        blocks = [journey.pieces for journey in self._sorted()]
+        return _join(self._headers[openmetrics], blocks) + self.other_text(openmetrics)
 
-    def journey_text(self, openmetrics: bool = False) -> tuple[int, bytes]:
+    async def journey_text(self, openmetrics: bool = False) -> tuple[int, bytes]:
         """The generation and text of every journey series: the blocks rendered per result,
-        joined once per change. Call it on the thread that exports (the event loop)."""
-        text = self._joined.get(openmetrics)
+        joined once per change. Call it on the event loop, which only takes the blocks as
+        they are (a render replaces a journey's blocks, never changes them); the join runs
+        in a worker thread: 20 MB at 2,000 journeys x 3 steps took 10-27 ms of the loop."""
+        generation, text = self.generation, self._joined.get(openmetrics)
         if text is None:
-            journeys, headers = self._sorted(), self._headers[openmetrics]
-            parts: list[bytes] = []
-            for index, header in enumerate(headers):
-                pieces = [piece for journey in journeys if (piece := journey.pieces[index])]
-                if pieces:
-                    parts.append(header)
-                    parts.extend(pieces)
-            text = self._joined[openmetrics] = b"".join(parts)
-        return self.generation, text
+            blocks = [journey.pieces for journey in self._sorted()]
+            text = await asyncio.to_thread(_join, self._headers[openmetrics], blocks)
+            if generation == self.generation:  # no result came in meanwhile
+                self._joined[openmetrics] = text
+        return generation, text
 
     def other_text(self, openmetrics: bool = False) -> bytes:
         """Every other series of the registry (build, catalog, the agent's own), written
@@ -176,6 +176,17 @@ class PrometheusExporter(NoLifecycle):
 
     def _labels(self, journey: Journey) -> Labels:
         return (journey.journey, journey.business_process, journey.persona.value, self._location)
+
+
+def _join(headers: Sequence[bytes], blocks: Sequence[tuple[bytes, ...]]) -> bytes:
+    """The journey text: each family's header, then its lines from every journey."""
+    parts: list[bytes] = []
+    for index, header in enumerate(headers):
+        pieces = [piece for block in blocks if (piece := block[index])]
+        if pieces:
+            parts.append(header)
+            parts.extend(pieces)
+    return b"".join(parts)
 
 
 class _CatalogCollector:

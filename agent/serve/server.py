@@ -84,7 +84,7 @@ class MetricsSource(Protocol):
 class SplitMetricsSource(MetricsSource, Protocol):
     """The same text in two parts: ``journey_text()[1] + other_text()``."""
 
-    def journey_text(self, openmetrics: bool = False) -> tuple[int, bytes]:
+    async def journey_text(self, openmetrics: bool = False) -> tuple[int, bytes]:
         """The large part and its generation (same generation, same bytes); on the loop."""
 
     def other_text(self, openmetrics: bool = False) -> bytes:
@@ -219,7 +219,7 @@ def _metrics_handler(metrics: MetricsSource) -> _Handler:
         if gzipped:
             headers["Content-Encoding"] = "gzip"
         if isinstance(metrics, SplitMetricsSource):
-            generation, journeys = metrics.journey_text(openmetrics)
+            generation, journeys = await metrics.journey_text(openmetrics)
             rest = await asyncio.to_thread(metrics.other_text, openmetrics)
             if gzipped:
                 body = await heads.gzip(generation, journeys, rest, openmetrics)
