@@ -74,9 +74,10 @@ VITALS_SCRIPT = """(() => {
   // Chromium stops LCP at the first pointerdown or keydown, and an interaction's Event
   // Timing entry comes once the frame after it is presented: after an interaction whose
   // entry is in, a read need not wait for frames. ``seen``: the latest entry's start.
-  let input = -1, seen = -1, waiter = null;
+  let input = -1, seen = -1, waiter = null, firstSeen = false;
   const interaction = (e) => {
     if (e.interactionId || e.entryType === 'first-input') v.inp = Math.max(v.inp || 0, e.duration);
+    if (e.entryType === 'first-input') firstSeen = true;
     seen = Math.max(seen, e.startTime);
     if (waiter && seen >= input) waiter();
   };
@@ -88,12 +89,15 @@ VITALS_SCRIPT = """(() => {
   // Calls ``done`` once the page's entries are in: at once when the last interaction's
   // entry is; else when it comes, or after the next two frames at the latest (a step may
   // end before its page paints, or before a just-loaded image is: its LCP comes later).
+  // The page's first input always gets an entry (first-input), which a busy renderer
+  // may deliver after those two frames: that one is waited for, up to a second.
   Object.defineProperty(window, '__journeymanSettle', {value: (done) => {
     if (input >= 0 && seen >= input) return done();
     let called = false;
     const once = () => { if (!called) { called = true; waiter = null; done(); } };
     if (input >= 0) waiter = once;
-    requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(once, 0)));
+    if (input >= 0 && !firstSeen) setTimeout(once, 1000);
+    else requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(once, 0)));
   }});
 })();"""
 
