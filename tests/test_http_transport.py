@@ -1,6 +1,6 @@
-"""The HTTP step's own transport (h11 on the wire), provoked on loopback: connections kept
-alive within a run and never across runs, a connection the server closed while idle
-replaced, h11's protocol errors reported as ``protocol``, and httpx's client rules kept
+"""The HTTP step's own transport (HTTP/1.1 on the wire), provoked on loopback: connections
+kept alive within a run and never across runs, a connection the server closed while idle
+replaced, protocol errors reported as ``protocol``, and httpx's client rules kept
 (Basic credentials from a URL, Authorization dropped when a redirect leaves the origin).
 """
 
@@ -87,7 +87,7 @@ async def test_a_close_before_any_answer_is_protocol(make_context: ContextFactor
 
 
 async def test_a_malformed_header_line_is_protocol(make_context: ContextFactory) -> None:
-    """h11's error on a header line that is not one is a protocol failure, with h11's words."""
+    """A header line that is not one is a protocol failure, with h11's words."""
 
     async def malformed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")

@@ -24,7 +24,7 @@ import httpx
 from agent.run.egress import EgressPolicy
 from agent.run.tls import certificate_expiry
 from agent.run.wire import Wire, open_wire
-from agent.steps.http.connection import H11Connection, Timeouts
+from agent.steps.http.connection import Http1Connection, Timeouts
 from agent.steps.http.timing import HopTimer
 
 __all__ = ["WireTransport"]
@@ -42,7 +42,7 @@ class WireTransport(httpx.AsyncBaseTransport):
         tls.set_alpn_protocols(["http/1.1"])  # as httpcore offers it
         self._tls = tls
         self._egress = egress
-        self._idle: dict[Origin, list[H11Connection]] = {}
+        self._idle: dict[Origin, list[Http1Connection]] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timer = request.extensions.get("timer")
@@ -59,7 +59,7 @@ class WireTransport(httpx.AsyncBaseTransport):
             raise
         return httpx.Response(
             head.status_code,
-            headers=head.headers.raw_items(),
+            headers=head.headers,
             stream=_Body(self, origin, connection, timeouts),
             extensions={
                 "http_version": b"HTTP/" + head.http_version,
@@ -73,15 +73,14 @@ class WireTransport(httpx.AsyncBaseTransport):
                 connection.wire.close()
         self._idle.clear()
 
-    def release(self, origin: Origin, connection: H11Connection) -> None:
+    def release(self, origin: Origin, connection: Http1Connection) -> None:
         """A response is closed: keep its connection for the next request, or close it."""
         if connection.reusable:
-            connection.next_cycle()
             self._idle.setdefault(origin, []).append(connection)
         else:
             connection.wire.close()
 
-    def _reuse(self, origin: Origin) -> H11Connection | None:
+    def _reuse(self, origin: Origin) -> Http1Connection | None:
         idle = self._idle.get(origin)
         while idle:
             connection = idle.pop()
@@ -90,7 +89,9 @@ class WireTransport(httpx.AsyncBaseTransport):
             connection.wire.close()
         return None
 
-    async def _connect(self, origin: Origin, timer: HopTimer, timeouts: Timeouts) -> H11Connection:
+    async def _connect(
+        self, origin: Origin, timer: HopTimer, timeouts: Timeouts
+    ) -> Http1Connection:
         scheme, host, port = origin
         timeout = timeouts.get("connect")
         wire = await self._open(host, port, timeout)
@@ -112,7 +113,7 @@ class WireTransport(httpx.AsyncBaseTransport):
             timer.mark_arrival("tls.end")
             if wire.tls is not None:
                 timer.cert_expiry = certificate_expiry(wire.tls)
-        return H11Connection(wire)
+        return Http1Connection(wire)
 
     async def _open(self, host: str, port: int, timeout: float | None) -> Wire:  # noqa: ASYNC109
         """A connection to the first allowed address of ``host`` that takes one; the lookup
@@ -145,7 +146,7 @@ class _Body(httpx.AsyncByteStream):
         self,
         transport: WireTransport,
         origin: Origin,
-        connection: H11Connection,
+        connection: Http1Connection,
         timeouts: Timeouts,
     ) -> None:
         self._transport = transport
