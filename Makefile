@@ -58,7 +58,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Benchmarks (docs/performance.md): every bench in its quick mode (5–6 minutes), then
+# Benchmarks (docs/performance.md): every bench in its quick mode (6–7 minutes), then
 # one table of ratios against anchors measured in the same run, also as markdown here:
 BENCH_TABLE ?= .cache/bench-table.md
 bench: $(BIN)/.installed system-deps

@@ -103,7 +103,7 @@ class StepResult:
     kind: str  # the step kind: http, browser, ...
     ok: bool
     started_at: float  # unix time
-    duration: float  # seconds; HTTP steps take it from httpcore's trace events
+    duration: float  # seconds; HTTP steps: the sum of their phases, timed on the wire
     reason: FailureReason | None = None
     message: str = ""  # what was expected and what was seen (masked)
     measurements: tuple[Measurement, ...] = ()

@@ -3,7 +3,7 @@
 Building an SSL context (loading the CA store) costs ~25 ms of CPU; a run must never
 pay that. Contexts are cached by their ``verify`` setting (on, off, or a CA bundle path:
 a PEM file, or a directory of hashed certificates) and by the kind of step that uses them:
-httpcore sets ALPN (``http/1.1``) on the context it is given, which a raw TCP step must not
+the HTTP transport sets ALPN (``http/1.1``) on its contexts, which a raw TCP step must not
 offer, so HTTP and TCP steps never share one.
 """
 
