@@ -3,8 +3,8 @@
 Building an SSL context (loading the CA store) costs ~25 ms of CPU; a run must never
 pay that. Contexts are cached by their ``verify`` setting (on, off, or a CA bundle path:
 a PEM file, or a directory of hashed certificates) and by the kind of step that uses them:
-the HTTP transport sets ALPN (``http/1.1``) on its contexts, which a raw TCP step must not
-offer, so HTTP and TCP steps never share one.
+HTTP steps' contexts offer ALPN ``http/1.1`` (as httpx's clients do), which a raw TCP
+step must not offer, so HTTP and TCP steps never share one.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ class TlsContexts:
         context = self._cache.get((user, verify))
         if context is None:
             context = _build(verify)
+            if user == "http":
+                context.set_alpn_protocols(["http/1.1"])
             self._cache[user, verify] = context
         return context
 

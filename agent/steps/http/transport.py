@@ -39,8 +39,7 @@ class WireTransport(httpx.AsyncBaseTransport):
     """HTTP/1.1 for one run attempt and one TLS setting, its connections kept per origin."""
 
     def __init__(self, tls: ssl.SSLContext, egress: EgressPolicy) -> None:
-        tls.set_alpn_protocols(["http/1.1"])  # as httpcore offers it
-        self._tls = tls
+        self._tls = tls  # offering ALPN http/1.1 (agent.run.tls)
         self._egress = egress
         self._idle: dict[Origin, list[Http1Connection]] = {}
 
