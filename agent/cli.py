@@ -8,7 +8,7 @@ Exit status: 0 all good, 1 a journey failed, 2 unusable input, 3 (``run --once -
 every journey passed but a push to the Pushgateway failed.
 
 Nothing heavy is imported up front. The journey language, the running agent
-(``agent.app``: httpx, Playwright, aiohttp, prometheus-client), the generators, the demo,
+(``agent.app``: httpx, Playwright, prometheus-client), the generators, the demo,
 the logging setup and asyncio are imported by the handlers that use them, so
 ``validate``, ``schema``, ``rules`` and ``dashboard`` never load a browser stack
 (``tests/test_import_rules.py``, ``bench/cli_startup.py``). Parsing and those imports run

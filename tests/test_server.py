@@ -192,6 +192,35 @@ async def test_unknown_paths_are_404(agent: Agent) -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"POST /metrics HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", 405),
+        (b"HEAD /healthz HTTP/1.1\r\n\r\n", 200),
+        (b"GET /journeys/ HTTP/1.1\r\n\r\n", 404),
+        (b"GET /journeys/a/b HTTP/1.1\r\n\r\n", 404),
+        (b"GET /evidence/x.png HTTP/1.1\r\n\r\n", 404),
+        (b"NOT HTTP AT ALL\r\n\r\n", 400),
+    ],
+)
+async def test_every_answer_carries_the_safe_headers_refusals_too(
+    agent: Agent, raw: bytes, status: int
+) -> None:
+    """What the router refuses and what the parser refuses look alike: the same safe
+    headers, no Server banner; HEAD answers with no body."""
+    server, _, _ = agent
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(raw)
+    head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).decode().lower()
+    writer.close()
+    assert head.startswith(f"http/1.1 {status} ")
+    assert "x-content-type-options: nosniff\r\n" in head
+    assert "content-security-policy: default-src 'none'" in head
+    assert "server:" not in head
+    assert ("allow: get, head\r\n" in head) is (status == 405)
+
+
+@pytest.mark.parametrize(
     ("listen", "expected"),
     [("0.0.0.0:9464", ("0.0.0.0", 9464)), (":9464", ("0.0.0.0", 9464)),
      ("[::1]:0", ("::1", 0)), ("localhost:80", ("localhost", 80))],

@@ -1,4 +1,5 @@
-"""The agent's HTTP endpoint (aiohttp, one port): /metrics, /healthz, /readyz, status page.
+"""The agent's HTTP endpoint (one port, :mod:`agent.serve.http11`): /metrics, /healthz,
+/readyz, the status page.
 
 - ``/metrics``: the Prometheus text format, or OpenMetrics when the scraper's Accept
   header asks for ``application/openmetrics-text``.
@@ -11,13 +12,15 @@
 - ``/``, ``/journeys/<id>``, ``/api/status``, ``/evidence/<path>``: the status page
   (:mod:`agent.serve.status_routes`).
 
-Every response, on every path (future ones too), passes one gate and one set of headers:
+Every request, on every path (future ones too), passes one gate, and every response gets
+one set of headers:
 
 - With a :class:`~agent.serve.web_config.WebAccess` (``--web.config.file``), TLS as it
   says, and basic auth on everything but the probes (open unless ``protect_probes``:
   kubelets send no credentials). A missing or wrong credential is 401 with
   ``WWW-Authenticate: Basic realm="journeyman"``; unknown paths too, so that they
   reveal nothing.
+- Methods other than GET and HEAD are 405; unknown paths 404.
 - ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``, a
   Content-Security-Policy (``default-src 'none'``; the status page adds the hashes of its
   inline style and script, and requests to its own origin), the web config's
@@ -39,16 +42,14 @@ from __future__ import annotations
 import asyncio
 import gzip
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
-from aiohttp import web
-from aiohttp.typedefs import Middleware
-
-from agent.serve.status_routes import page_csp, status_routes
+from agent.serve.http11 import METHODS, Handler, HttpServer, Request, Response, serve
+from agent.serve.status_routes import Routes, page_csp, status_routes
 from exporters.prometheus import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT
 from exporters.status import StatusBoard
 
@@ -69,7 +70,6 @@ __all__ = [
 ]
 
 DEFAULT_PORT = 9464
-_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PROBES = frozenset({"/healthz", "/readyz"})
 _CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 _GZIP_INLINE = 256 * 1024  # gzip smaller bodies on the loop (~0.4 ms at most); larger in a thread
@@ -118,10 +118,10 @@ class RunningServer:
     """A started server: where it listens, and how to stop it."""
 
     url: str  # e.g. http://127.0.0.1:9464
-    _runner: web.AppRunner
+    _server: HttpServer
 
     async def close(self) -> None:
-        await self._runner.cleanup()
+        await self._server.close()
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -149,73 +149,79 @@ async def start_server(
     ``evidence`` is the artifacts folder the status page links run evidence from.
     """
     host, port = parse_listen(listen)
-    app = web.Application(middlewares=[_gate(access)] if access else [])
-    app.on_response_prepare.append(_headers(access))
-    app.router.add_get("/metrics", _metrics_handler(metrics))
-    app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/readyz", _readyz_handler(ready, board))
-    app.router.add_routes(status_routes(board, location=location, evidence=evidence))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        tls = access.ssl_context if access else None
-        await web.TCPSite(runner, host, port, ssl_context=tls).start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    bound_host, bound_port = runner.addresses[0][:2]
+    routes: Routes = {
+        "/metrics": _metrics_handler(metrics),
+        "/healthz": _healthz,
+        "/readyz": _readyz_handler(ready, board),
+        **status_routes(board, location=location, evidence=evidence),
+    }
+    tls = access.ssl_context if access else None
+    finish = partial(_with_headers, access=access)
+    server = await serve(_endpoint(routes, access), host, port, tls=tls, finish=finish)
+    bound_host, bound_port = server.address
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     scheme = "https" if tls else "http"
-    return RunningServer(f"{scheme}://{shown}:{bound_port}", runner)
+    return RunningServer(f"{scheme}://{shown}:{bound_port}", server)
 
 
-def _gate(access: WebAccess) -> Middleware:
-    """The middleware that lets a request through only as the web config says."""
+def _endpoint(routes: Routes, access: WebAccess | None) -> Handler:
+    """Every request: the gate, then the route."""
 
-    @web.middleware
-    async def gate(request: web.Request, handler: _Handler) -> web.StreamResponse:
-        access.refresh()
-        if request.path in PROBES and not access.protect_probes:
-            return await handler(request)
-        peercert = request.transport.get_extra_info("peercert") if request.transport else None
-        if not access.client_certificate_ok(peercert):
-            return web.Response(status=403, text="a verified client certificate is required\n")
-        if not await access.authorized(request.headers.get("Authorization")):
-            return web.Response(
-                status=401,
-                text="unauthorized\n",
-                headers={"WWW-Authenticate": 'Basic realm="journeyman"'},
-            )
-        return await handler(request)
+    async def handle(request: Request) -> Response:
+        refused = await _refused(access, request) if access is not None else None
+        if refused is not None:
+            return refused
+        if request.method not in METHODS:
+            response = Response.text("405: Method Not Allowed\n", 405)
+            response.headers["Allow"] = ", ".join(METHODS)
+            return response
+        route = _route(routes, request.path)
+        return await route(request) if route else Response.text("404: Not Found\n", 404)
 
-    return gate
+    return handle
 
 
-def _headers(
-    access: WebAccess | None,
-) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
-    """The headers of every response: safe defaults, the web config's, no Server banner."""
-
-    async def prepare(request: web.Request, response: web.StreamResponse) -> None:
-        headers = response.headers
-        headers.popall("Server", None)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("Content-Security-Policy", _CSP)
-        if access is not None:
-            headers.update(access.config.headers)
-
-    return prepare
+def _route(routes: Routes, path: str) -> Handler | None:
+    """The handler of an exact path, else of its first segment's prefix (``/journeys/``)."""
+    if path in routes:
+        return routes[path]
+    prefix = path[: path.find("/", 1) + 1]
+    return routes.get(prefix) if prefix and path != prefix else None
 
 
-def _metrics_handler(metrics: MetricsSource) -> _Handler:
+async def _refused(access: WebAccess, request: Request) -> Response | None:
+    """The answer to a request the web config does not let through, else None."""
+    access.refresh()
+    if request.path in PROBES and not access.protect_probes:
+        return None
+    if not access.client_certificate_ok(request.peercert):
+        return Response.text("a verified client certificate is required\n", 403)
+    if not await access.authorized(request.headers.get("authorization")):
+        response = Response.text("unauthorized\n", 401)
+        response.headers["WWW-Authenticate"] = 'Basic realm="journeyman"'
+        return response
+    return None
+
+
+def _with_headers(response: Response, *, access: WebAccess | None) -> Response:
+    """The headers of every response, refusals too: safe defaults, then the web config's."""
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("Content-Security-Policy", _CSP)
+    if access is not None:
+        headers.update(access.config.headers)
+    return response
+
+
+def _metrics_handler(metrics: MetricsSource) -> Handler:
     heads = _GzipHeads()
 
-    async def handle(request: web.Request) -> web.Response:
-        openmetrics = "application/openmetrics-text" in request.headers.get("Accept", "")
+    async def handle(request: Request) -> Response:
+        openmetrics = "application/openmetrics-text" in request.headers.get("accept", "")
         response_type = CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_TEXT
         headers = {"Content-Type": response_type, "Vary": "Accept-Encoding"}
-        gzipped = accepts_gzip(request.headers.get("Accept-Encoding", ""))
+        gzipped = accepts_gzip(request.headers.get("accept-encoding", ""))
         if gzipped:
             headers["Content-Encoding"] = "gzip"
         if isinstance(metrics, SplitMetricsSource):
@@ -230,7 +236,7 @@ def _metrics_handler(metrics: MetricsSource) -> _Handler:
             if gzipped:
                 compress = partial(gzip.compress, body, compresslevel=1, mtime=0)
                 body = await _off_loop_if_large(len(body), compress)
-        return web.Response(body=body, headers=headers)
+        return Response(200, body, headers)
 
     return handle
 
@@ -290,23 +296,23 @@ def accepts_gzip(accept_encoding: str) -> bool:
     return False
 
 
-async def _healthz(request: web.Request) -> web.Response:
-    return web.Response(text="ok\n")
+async def _healthz(request: Request) -> Response:
+    return Response.text("ok\n")
 
 
-def _readyz_handler(ready: Callable[[], bool | str], board: StatusBoard) -> _Handler:
+def _readyz_handler(ready: Callable[[], bool | str], board: StatusBoard) -> Handler:
     """Readiness, then a line per part that does not decide it: the history's, when it is
     unavailable, or always with ``?verbose`` (a history problem never makes it 503)."""
 
-    async def handle(request: web.Request) -> web.Response:
+    async def handle(request: Request) -> Response:
         state = ready()
         details = ""
         history = board.history.status if board.history is not None else None
         if history is not None and (not history.available or "verbose" in request.query):
             details = f"history: {history.detail}\n"
         if state is True:
-            return web.Response(text=f"ready\n{details}")
+            return Response.text(f"ready\n{details}")
         reason = f": {state}" if state else ""
-        return web.Response(status=503, text=f"not ready{reason}\n{details}")
+        return Response.text(f"not ready{reason}\n{details}", 503)
 
     return handle

@@ -21,19 +21,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import re
-from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePosixPath
 
-from aiohttp import web
-
+from agent.serve.http11 import Handler, Request, Response
 from exporters.status import StatusBoard
 from exporters.status_journey import render_journey
 from exporters.status_page import render_missing, render_overview, status_json
 
-__all__ = ["EVIDENCE_TYPES", "evidence_file", "page_csp", "status_routes"]
+__all__ = ["EVIDENCE_TYPES", "Routes", "evidence_file", "page_csp", "status_routes"]
 
-_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Routes = dict[str, Handler]  # an exact path, or a prefix ending in "/" for what follows it
 BASE_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 _INLINE = {
     "style-src": re.compile(r"<style>(.*?)</style>", re.DOTALL),
@@ -56,17 +55,17 @@ _MAX_EVIDENCE = 200 * 1024 * 1024  # bytes: larger files are not served
 
 def status_routes(
     board: StatusBoard, *, location: str = "", evidence: Path | None = None
-) -> list[web.RouteDef]:
+) -> Routes:
     """The routes of the status page over ``board``; evidence from ``evidence`` (the
     artifacts folder) when given."""
     if location and not board.location:
         board.location = location
-    return [
-        web.get("/", _overview(board)),
-        web.get("/journeys/{journey}", _journey(board, evidence)),
-        web.get("/api/status", _api(board)),
-        web.get("/evidence/{path:.+}", _evidence(evidence)),
-    ]
+    return {
+        "/": _overview(board),
+        "/journeys/": _journey(board, evidence),
+        "/api/status": _api(board),
+        "/evidence/": _evidence(evidence),
+    }
 
 
 def page_csp(page: str) -> str:
@@ -86,26 +85,28 @@ def _sha256(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
-def _html(page: str, status: int = 200) -> web.Response:
-    response = web.Response(text=page, status=status, content_type="text/html")
+def _html(page: str, status: int = 200) -> Response:
+    response = Response.text(page, status, content_type="text/html")
     response.headers["Content-Security-Policy"] = page_csp(page)
     response.headers["Cache-Control"] = "no-cache"
     return response
 
 
-def _overview(board: StatusBoard) -> _Handler:
-    async def handle(request: web.Request) -> web.Response:
+def _overview(board: StatusBoard) -> Handler:
+    async def handle(request: Request) -> Response:
         version = board.version
         return _html(render_overview(board.overview(), version))
 
     return handle
 
 
-def _journey(board: StatusBoard, evidence: Path | None) -> _Handler:
-    async def handle(request: web.Request) -> web.Response:
-        journey = request.match_info["journey"]
+def _journey(board: StatusBoard, evidence: Path | None) -> Handler:
+    async def handle(request: Request) -> Response:
+        journey = request.path.removeprefix("/journeys/")
         version = board.version
-        page = await board.journey_page(journey, request.query.get("run") or None)
+        page = None
+        if "/" not in journey:
+            page = await board.journey_page(journey, request.query.get("run") or None)
         if page is None:
             return _html(render_missing(board.overview(), version, journey), status=404)
         return _html(render_journey(page, version, evidence))
@@ -113,25 +114,28 @@ def _journey(board: StatusBoard, evidence: Path | None) -> _Handler:
     return handle
 
 
-def _api(board: StatusBoard) -> _Handler:
-    async def handle(request: web.Request) -> web.Response:
-        response = web.json_response(status_json(board.overview(), board.version))
-        response.headers["Cache-Control"] = "no-store"
-        return response
+def _api(board: StatusBoard) -> Handler:
+    async def handle(request: Request) -> Response:
+        body = json.dumps(status_json(board.overview(), board.version)).encode()
+        return Response(
+            200,
+            body,
+            {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store"},
+        )
 
     return handle
 
 
-def _evidence(root: Path | None) -> _Handler:
-    async def handle(request: web.Request) -> web.StreamResponse:
-        path = evidence_file(root, request.match_info["path"])
+def _evidence(root: Path | None) -> Handler:
+    async def handle(request: Request) -> Response:
+        path = evidence_file(root, request.path.removeprefix("/evidence/"))
         if path is None:
-            raise web.HTTPNotFound(text="no such evidence\n")
+            return Response.text("no such evidence\n", 404)
         content_type, inline = EVIDENCE_TYPES.get(
             path.suffix.lower(), ("application/octet-stream", False)
         )
         body = await asyncio.to_thread(path.read_bytes)
-        response = web.Response(body=body, headers={"Content-Type": content_type})
+        response = Response(200, body, {"Content-Type": content_type})
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Cache-Control"] = "private, max-age=300"
         response.headers["Content-Security-Policy"] = _EVIDENCE_CSP
