@@ -29,7 +29,7 @@ from agent.run.browser_pool import BrowserPool
 from agent.run.context import RunEnvironment
 from agent.run.egress import EgressPolicy
 from agent.run.results import RunIds, RunResult
-from agent.run.runner import run_journey
+from agent.run.runner import import_kinds, run_journey
 from agent.schedule.reload import Reloader
 from agent.schedule.scheduler import Scheduler
 from agent.schedule.sharding import Shard
@@ -259,6 +259,7 @@ async def run_agent(
                 update = scheduler.update(journeys)
                 prometheus.set_inventory(update.journeys, catalog)
                 board.set_inventory(update.journeys, catalog)
+                import_kinds(update.journeys)
                 _freeze_loaded(reload=loaded_before)
                 loaded_before = True
 

@@ -136,19 +136,47 @@ def test_an_agent_start_leaves_what_it_does_not_use_unloaded() -> None:
     """`journeyman run` imports neither the web config (bcrypt; only with
     --web.config.file), nor the generators, nor run --once's JUnit writer and table, nor
     the HTTP client (with the first HTTP or TCP step: a browser-only agent never loads it,
-    ~3 MB): start-up time and memory (docs/performance.md)."""
+    ~3 MB), nor aiohttp (the demo's; the endpoint has its own server, 12 MB less):
+    start-up time and memory (docs/performance.md)."""
     script = """
 import json, sys
 import agent.app, agent.cli
 agent.cli._parser()
 print(json.dumps(sorted(m for m in sys.modules if m.startswith(("agent.serve.web_config",
-      "bcrypt", "generators", "exporters.junit", "exporters.table", "httpx")))))
+      "bcrypt", "generators", "exporters.junit", "exporters.table", "httpx", "aiohttp")))))
 """
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
+
+
+def test_a_load_imports_the_run_side_of_the_kinds_it_uses_and_only_those(
+    tmp_path: Path,
+) -> None:
+    """Once journeys are loaded the agent imports their kinds' run side, so that no first
+    run starts late for an import; a kind no journey uses stays unloaded."""
+    (tmp_path / "shop.yaml").write_text(
+        "journey: shop\nbusiness_process: p\nschedule: {every: 60s}\n"
+        "steps:\n  - name: home\n    http: {get: 'http://127.0.0.1:9/'}\n"
+    )
+    script = f"""
+import json, os, sys
+from agent.language.loader import load
+from agent.run.runner import import_kinds
+before = set(sys.modules)
+import_kinds([each.journey for each in load([{str(tmp_path)!r}], environ=os.environ).journeys])
+print(json.dumps(sorted(m for m in set(sys.modules) - before if m.startswith(("agent.steps.",
+      "playwright")))))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    imported = json.loads(done.stdout)
+    assert "agent.steps.http.run" in imported
+    assert [m for m in imported if "browser" in m or "tcp" in m or "playwright" in m] == []
 
 
 def test_language_side_imports_nothing_of_the_runtime() -> None:
