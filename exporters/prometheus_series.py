@@ -15,6 +15,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -26,7 +27,13 @@ from prometheus_client.metrics_core import (
 from agent.run.results import FailureReason, Outcome, RunResult, StepResult
 from agent.steps import KINDS
 from agent.steps.kind import Aggregate, Measure
-from exporters.prometheus_text import histogram_template, integer, number, sample_template
+from exporters.prometheus_text import (
+    Written,
+    histogram_template,
+    number,
+    ready,
+    sample_template,
+)
 
 __all__ = [
     "DURATION_BUCKETS",
@@ -119,25 +126,27 @@ class _Histogram:
         self.counts[bisect_left(self.bounds, value)] += 1  # a value on a bound is "le" it
         self.total += value
 
-    def values(self) -> tuple[str, ...]:
-        """The numbers of its lines as written: cumulative buckets, count, sum."""
-        written, running = [], 0
-        for n in self.counts:
-            running += n
-            written.append(integer(running))
-        written.append(written[-1])
-        written.append(number(self.total))
-        return tuple(written)
+    def values(self) -> list[float | Written]:
+        """The values of its lines, for its template: cumulative buckets, count, sum. The
+        counts are ints below a million (:func:`histogram_template`'s ``whole``), else
+        written."""
+        cumulative = list(accumulate(self.counts))
+        if cumulative[-1] < 1_000_000:
+            lines: list[float | Written] = [*cumulative, cumulative[-1], ready(self.total)]
+            return lines
+        written = [Written(number(float(n))) for n in cumulative]
+        return [*written, written[-1], ready(self.total)]
 
     def buckets(self) -> list[tuple[str, float]]:
-        cumulative, running = [], 0
-        for bound, count in zip(self.le, self.counts, strict=True):
-            running += count
-            cumulative.append((bound, float(running)))
-        return cumulative
+        return [(le, float(n)) for le, n in zip(self.le, accumulate(self.counts), strict=True)]
 
 
 _Value = float | _Histogram  # a gauge or counter, or a histogram
+
+
+def _exposition_order(item: tuple[tuple[str, str], _Value]) -> tuple[int, str]:
+    (metric, name), _ = item
+    return _MEASURE_ORDER[metric], name
 
 
 @dataclass
@@ -145,11 +154,13 @@ class _Step:
     """Everything measured about one step of one journey."""
 
     duration: _Histogram = field(default_factory=lambda: _Histogram(STEP_BUCKETS))
-    series: dict[tuple[str, str], _Value] = field(default_factory=dict)  # (metric, name)
+    # (metric, name): value, in exposition order (sorted again when a series appears)
+    series: dict[tuple[str, str], _Value] = field(default_factory=dict)
 
     def record(self, result: StepResult, measures: Mapping[str, Measure]) -> None:
         if result.ok:
             self.duration.observe(result.duration)
+        count = len(self.series)
         for measurement in result.measurements:
             measure = measures.get(measurement.group)
             if measure is None or (measure.only_ok and not result.ok):
@@ -164,14 +175,8 @@ class _Step:
                 self.series[key] = old + value
             else:
                 self.series[key] = float(value)
-
-    def samples(self, step: str) -> Iterator[tuple[str, Labels, _Value]]:
-        if sum(self.duration.counts):
-            yield "journey_step_duration_seconds", (step,), self.duration
-        for (metric, name), value in sorted(
-            self.series.items(), key=lambda item: (_MEASURE_ORDER[item[0][0]], item[0][1])
-        ):
-            yield metric, (step, name) if name else (step,), value
+        if len(self.series) != count:
+            self.series = dict(sorted(self.series.items(), key=_exposition_order))
 
 
 @dataclass
@@ -193,8 +198,12 @@ class JourneySeries:
     measured: dict[str, _Step] = field(default_factory=dict)
     # The sample lines of each family of SPECS (b"" where none), as of the last render().
     pieces: tuple[bytes, ...] = ()
-    # A line template per series, made the first time the series appears.
-    templates: dict[tuple[int, Labels], str] = field(default_factory=dict)
+    # The lines of each family with a slot per value, made again when the shape changes: the
+    # number of values of each family and of histograms counted past a million. Until the
+    # next update(), series only come and histograms only grow: the same shape, the same
+    # series, in the same order.
+    templates: tuple[bytes, ...] = ()
+    shape: tuple[int, ...] = ()
 
     def update(self, info: Labels, steps: tuple[str, ...], threshold: float | None) -> bool:
         """Take a (re)loaded definition; drop the series of removed steps. True if any of it
@@ -206,31 +215,43 @@ class JourneySeries:
         if steps != self.steps:
             self.failures = {k: n for k, n in self.failures.items() if k[1] in ("", *steps)}
         self.info, self.steps, self.threshold = info, steps, threshold
-        self.templates.clear()  # no line of an old info or a removed step stays behind
+        self.shape = ()  # no line of an old info or a removed step stays behind
         self.render()
         return True
 
     def render(self) -> None:
-        """Write this journey's sample lines, one piece per family (called per change)."""
-        lines: list[list[str]] = [[] for _ in SPECS]
-        templates = self.templates
+        """Write this journey's sample lines, one piece per family (called per change): one
+        ``%`` per family, which writes the numbers in C (see :func:`ready`)."""
+        values: list[list[float | Written]] = [[] for _ in SPECS]
+        wide = 0  # histograms counted past a million
+        for name, _, value in self._samples():
+            lines = values[_INDEX[name]]
+            if isinstance(value, _Histogram):
+                written = value.values()
+                lines += written
+                wide += isinstance(written[-2], Written)
+            else:
+                lines.append(ready(value))
+        shape = (*map(len, values), wide)
+        if shape != self.shape:
+            self.templates, self.shape = self._templates(), shape
+        self.pieces = tuple(
+            template % tuple(lines) for template, lines in zip(self.templates, values, strict=True)
+        )
+
+    def _templates(self) -> tuple[bytes, ...]:
+        lines: list[list[bytes]] = [[] for _ in SPECS]
         for name, extra, value in self._samples():
             index = _INDEX[name]
-            template = templates.get((index, extra))
-            if template is None:
-                template = templates[index, extra] = self._template(index, extra, value)
+            spec = SPECS[index]
+            labels = [*zip(J, self.labels, strict=True), *zip(spec.labels, extra, strict=True)]
             if isinstance(value, _Histogram):
-                lines[index].append(template % value.values())
+                whole = sum(value.counts) < 1_000_000  # as values() decides
+                template = histogram_template(spec.name, labels, value.le, whole)
             else:
-                lines[index].append(template % number(value))
-        self.pieces = tuple("".join(piece).encode() for piece in lines)
-
-    def _template(self, index: int, extra: Labels, value: _Value) -> str:
-        spec = SPECS[index]
-        labels = [*zip(J, self.labels, strict=True), *zip(spec.labels, extra, strict=True)]
-        if isinstance(value, _Histogram):
-            return histogram_template(spec.name, labels, value.le)
-        return sample_template(spec.name, labels)
+                template = sample_template(spec.name, labels)
+            lines[index].append(template)
+        return tuple(b"".join(family) for family in lines)
 
     def record(self, result: RunResult) -> None:
         self.runs[result.outcome.value] += 1
@@ -282,8 +303,12 @@ class JourneySeries:
             yield "journey_duration_seconds", (), self.duration
         for step in self.steps:
             measured = self.measured.get(step)
-            if measured is not None:
-                yield from measured.samples(step)
+            if measured is None:
+                continue
+            if sum(measured.duration.counts):
+                yield "journey_step_duration_seconds", (step,), measured.duration
+            for (metric, name), series in measured.series.items():
+                yield metric, (step, name) if name else (step,), series
 
 
 def _add(family: Metric, labels: list[str], value: _Value) -> None:

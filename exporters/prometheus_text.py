@@ -2,9 +2,12 @@
 
 prometheus-client spends ~9 us per sample building ``Sample`` tuples, sorting label
 dicts and escaping values at every scrape. A journey's series keep the same labels from
-one result to the next, so each series here gets a line *template* once, the first time
-it appears (``name{labels sorted by name} %s``, one line per sample, ``%`` escaped), and
-each result only fills in the numbers: one ``%`` operation per series.
+one result to the next, so each series here gets a *template* of its lines (bytes:
+``name{labels sorted by name} %r``, one line per sample, ``%`` escaped), kept until the
+journey's series change, and each result only fills in the numbers, in C: one ``%`` per
+family and journey (:meth:`exporters.prometheus_series.JourneySeries.render`). Bytes
+because ``bytes % values`` writes the template ~3x as fast as ``str % values``, and
+whole counts as ints (``%d.0``) because an int is written ~4x as fast as a float.
 
 The lines are byte-identical to what prometheus-client 0.2x writes for a
 Counter/Gauge/HistogramMetricFamily without timestamps, exemplars or ``_created``
@@ -33,11 +36,12 @@ from prometheus_client.utils import floatToGoString
 
 __all__ = [
     "FamilyWriter",
+    "Written",
     "encode",
     "escape",
     "histogram_template",
-    "integer",
     "number",
+    "ready",
     "sample_template",
 ]
 
@@ -61,27 +65,44 @@ def number(value: float) -> str:
     return written
 
 
-def integer(value: int) -> str:
-    """A whole count as :func:`number` writes ``float(value)``, without the float detour."""
-    # Go switches to an exponent from 7 integer digits on: 1e6 is written 1e+06.
-    return f"{value}.0" if 0 <= value < 1_000_000 else number(float(value))
+class Written(str):
+    """A value as :func:`number` wrote it, that a template's ``%r`` writes as it is."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
-def _line(name: str, labels: Sequence[tuple[str, str]]) -> str:
+def ready(value: float) -> float | Written:
+    """A value for a template's ``%r``: the float itself where its ``repr`` is what
+    :func:`number` writes (finite, below a million: ``%`` then writes it in C), else
+    :func:`number`'s text."""
+    return value if -_INF < value < 1_000_000 else Written(number(value))
+
+
+def _line(name: str, labels: Sequence[tuple[str, str]], slot: str = " %r\n") -> str:
     pairs = ",".join(f'{key}="{escape(value)}"' for key, value in sorted(labels))
-    return (f"{name}{{{pairs}}}" if pairs else name).replace("%", "%%") + " %s\n"
+    return (f"{name}{{{pairs}}}" if pairs else name).replace("%", "%%") + slot
 
 
-def sample_template(name: str, labels: Sequence[tuple[str, str]]) -> str:
-    """The line of one counter or gauge sample, with ``%s`` where its value goes."""
-    return _line(name, labels)
+def sample_template(name: str, labels: Sequence[tuple[str, str]]) -> bytes:
+    """The line of one counter or gauge sample, with ``%r`` where its value goes (a
+    :func:`ready` value)."""
+    return _line(name, labels).encode()
 
 
-def histogram_template(name: str, labels: Sequence[tuple[str, str]], les: Sequence[str]) -> str:
+def histogram_template(
+    name: str, labels: Sequence[tuple[str, str]], les: Sequence[str], whole: bool
+) -> bytes:
     """The lines of one histogram series: a ``_bucket`` per ``le`` (as written, ``+Inf``
-    last), ``_count``, ``_sum``; a ``%s`` for each value, in that order."""
-    buckets = "".join(_line(f"{name}_bucket", [*labels, ("le", le)]) for le in les)
-    return buckets + _line(f"{name}_count", labels) + _line(f"{name}_sum", labels)
+    last), ``_count``, ``_sum``; a slot for each value, in that order. ``whole``: the
+    bucket counts and the count are ints below a million, and the template writes them
+    (``%d.0``, ~4x as fast as a float's ``repr``); else they are :func:`ready` values,
+    as is the sum."""
+    slot = " %d.0\n" if whole else " %r\n"
+    buckets = "".join(_line(f"{name}_bucket", [*labels, ("le", le)], slot) for le in les)
+    return (buckets + _line(f"{name}_count", labels, slot) + _line(f"{name}_sum", labels)).encode()
 
 
 class _Families:

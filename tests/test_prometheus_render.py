@@ -39,8 +39,8 @@ from exporters.prometheus_text import (
     FamilyWriter,
     encode,
     histogram_template,
-    integer,
     number,
+    ready,
     sample_template,
 )
 from exporters.status import StatusBoard
@@ -69,10 +69,17 @@ class _Encoded:
         yield self.family
 
 
-@pytest.mark.parametrize("value", [0, 1, 999_999, 1_000_000, 1_234_567, 10**12, 10**17])
-def test_whole_counts_are_written_as_prometheus_client_writes_them(value: int) -> None:
-    """Counts skip the float detour but come out the same, exponent from 1e6 on included."""
-    assert integer(value) == floatToGoString(float(value))  # type: ignore[no-untyped-call]
+@pytest.mark.parametrize(
+    "value",
+    [0.0, -0.0, 1.0, 0.1 + 0.2, 999_999.0, 999_999.99, 1e6, 1_234_567.0, 1e12, 1e17, 1.8e9,
+     -3.5, -1e300, float("inf"), float("-inf"), float("nan")],
+)  # fmt: skip
+def test_values_handed_to_templates_come_out_as_prometheus_client_writes_them(
+    value: float,
+) -> None:
+    """A float left for ``%r`` to write (below a million) and a written one (from a million
+    on: Go's exponent, infinities, NaN) both give prometheus-client's text."""
+    assert b"%r" % ready(value) == floatToGoString(value).encode()  # type: ignore[no-untyped-call]
 
 
 @pytest.mark.parametrize(
@@ -93,20 +100,24 @@ def test_sample_lines_match_the_encoder_on_awkward_labels(value: float) -> None:
     family.add_metric([AWKWARD, "", "é"], value)
     encoded = generate_latest(_Encoded(family)).decode()  # type: ignore[arg-type]
     template = sample_template("x_seconds_total", [("step", AWKWARD), ("b", ""), ("a", "é")])
-    assert template % floatToGoString(value) == encoded.split("\n", 2)[2]  # type: ignore[no-untyped-call]
+    assert (template % ready(value)).decode() == encoded.split("\n", 2)[2]
 
 
 def test_histogram_lines_match_the_encoder() -> None:
-    """Buckets with ``le`` placed among the labels by name, then _count and _sum."""
+    """Buckets with ``le`` placed among the labels by name, then _count and _sum; counts
+    given as ints (the template writes their ``.0``) or as written."""
     family = HistogramMetricFamily("h_seconds", "d", labels=["step", "journey"])
     buckets = [("0.5", 1.0), ("1.0", 3.0), ("+Inf", 4.0)]
     family.add_metric([AWKWARD, "j"], buckets, 2.25)
     encoded = generate_openmetrics(_Encoded(family)).decode()  # type: ignore[no-untyped-call]
-    template = histogram_template(
-        "h_seconds", [("step", AWKWARD), ("journey", "j")], ["0.5", "1.0", "+Inf"]
-    )
-    lines = template % ("1.0", "3.0", "4.0", "4.0", "2.25")
-    assert "# HELP h_seconds d\n# TYPE h_seconds histogram\n" + lines + "# EOF\n" == encoded
+    labels, les = [("step", AWKWARD), ("journey", "j")], ["0.5", "1.0", "+Inf"]
+    whole = histogram_template("h_seconds", labels, les, True) % (1, 3, 4, 4, 2.25)
+    written = [ready(value) for value in (1.0, 3.0, 4.0, 4.0, 2.25)]
+    for lines in (whole, histogram_template("h_seconds", labels, les, False) % tuple(written)):
+        assert (
+            "# HELP h_seconds d\n# TYPE h_seconds histogram\n" + lines.decode() + "# EOF\n"
+            == encoded
+        )
 
 
 @pytest.mark.parametrize("openmetrics", [False, True])
@@ -150,6 +161,22 @@ def test_rendered_text_is_byte_identical_to_the_encoder(openmetrics: bool) -> No
         exporter.export(result)
         assert exporter.render(openmetrics) == encode(exporter.registry)
     assert 'step="pay \\"now\\" \\\\ 100%s\\nthen € % done"' in exporter.render().decode()
+
+
+@pytest.mark.parametrize("openmetrics", [False, True])
+def test_histograms_past_a_million_runs_are_written_as_the_encoder_writes_them(
+    openmetrics: bool,
+) -> None:
+    """Counts and sums from a million on (exponents, as Go writes them) take the slow path
+    and still come out as prometheus-client's encoding."""
+    exporter = _fed()
+    series = exporter._journeys["checkout"]
+    series.duration.counts[3] += 1_234_567
+    series.duration.total += 2.5e6
+    series.render()
+    encode = generate_openmetrics if openmetrics else generate_latest
+    assert exporter.render(openmetrics) == encode(exporter.registry)
+    assert b"e+06\n" in exporter.render()
 
 
 async def test_a_scrape_serves_what_the_results_rendered(monkeypatch: pytest.MonkeyPatch) -> None:
