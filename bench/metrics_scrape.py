@@ -22,9 +22,12 @@ Cases: the CPU between two scrapes is the updates since the last scrape plus the
 Baseline: prometheus-client's own Counter/Gauge/Histogram objects holding the same
 series, updated with the same results and rendered by ``generate_latest``, all on the
 loop, as a plain exporter would. ``_created`` samples are switched off on both sides
-(``disable_created_metrics``), so both write the same samples; the agent itself keeps
-them on its own counters. Cases are interleaved, in rounds; each prints the median
-[min..max] of the rounds, and the ratio to the baseline of the same case.
+(``disable_created_metrics``), so both write the same journey samples; the agent itself
+keeps them on its own counters, and the scheduler's skipped-runs counter on our side is
+the agent's own (:class:`agent.schedule.skipped.SkippedRuns`), which always writes them
+(one more sample per journey than the baseline's). Cases are interleaved, in rounds;
+each prints the median [min..max] of the rounds, and the ratio to the baseline of the
+same case.
 
 Loop stall: the same cases once more, each scrape served over HTTP by the agent's own
 endpoint (``agent.serve.server.start_server``: ours as the agent serves it, the baseline
@@ -59,6 +62,7 @@ from prometheus_client.exposition import generate_latest
 
 from agent.language.model import Journey
 from agent.run.results import FailureReason, Measurement, Outcome, RunResult, StepResult
+from agent.schedule.skipped import SkippedRuns
 from agent.serve.server import MetricsSource, start_server
 from agent.steps.kind import Unit
 from bench import common
@@ -176,10 +180,17 @@ class Baseline:
 
 
 def skipped_runs(registry: CollectorRegistry, loaded: list[Journey]) -> None:
-    """The scheduler's per-journey counter, as the agent registers it."""
+    """The scheduler's per-journey counter, as a plain exporter would register it."""
     skipped = Counter("journeyman_skipped_runs", "Runs not started", J, registry=registry)
     for j in loaded:
         skipped.labels(j.journey, j.business_process, j.persona.value, "bench")
+
+
+def agent_skipped_runs(registry: CollectorRegistry, loaded: list[Journey]) -> None:
+    """The scheduler's per-journey counter, as the agent registers it."""
+    skipped = SkippedRuns(registry)
+    for j in loaded:
+        skipped.add((j.journey, j.business_process, j.persona.value, "bench"))
 
 
 def _each(export: Callable[[RunResult], None], results: list[RunResult]) -> None:
@@ -266,7 +277,7 @@ def main() -> None:
     loaded = journeys(count, steps)
     runs = [result(j, n) for n in range(3) for j in loaded]
     exporter = PrometheusExporter(CollectorRegistry(), "bench")
-    skipped_runs(exporter.registry, loaded)
+    agent_skipped_runs(exporter.registry, loaded)
     exporter.set_inventory(loaded, None)
     plain = Baseline(loaded)
     for run in runs:
@@ -275,7 +286,8 @@ def main() -> None:
     text, base_text = exporter.render(), generate_latest(plain.registry)
     print(f"{count} journeys x {steps} HTTP steps: {samples(text):,} samples, "
           f"{len(text) / 1e6:.1f} MB; baseline {samples(base_text):,} samples, "
-          f"{len(base_text) / 1e6:.1f} MB (no _created on either side; ours adds build_info); "
+          f"{len(base_text) / 1e6:.1f} MB (no _created on either side but in ours' skipped "
+          f"runs, as in the agent; ours adds build_info); "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
 
     changed = {"idle": 0, "25% changed": count // 4, "all changed": count}

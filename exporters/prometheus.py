@@ -10,8 +10,9 @@ loop for seconds, and every run due meanwhile started late. So each journey's bl
 sample lines is written by :meth:`JourneySeries.render` (a template per series, see
 :mod:`exporters.prometheus_text`) once per result, at export time, and a scrape only
 joins bytes that are already there (in a worker thread), and writes the other series
-(build, catalog, the agent's own: the scheduler's are per journey, so these go to a
-worker thread too) with :class:`~exporters.prometheus_text.FamilyWriter`. The joined
+(build, catalog, the agent's own; in a worker thread too) with
+:class:`~exporters.prometheus_text.FamilyWriter`, which writes a family kept by its
+collector (the scheduler's per journey, :mod:`agent.schedule.skipped`) once per change. The joined
 journey text is kept until the next change; its ``generation`` tells a server when bytes
 it derived from it (gzip) are stale.
 ``generate_latest`` on the registry still sees every series, through ``collect()``.
@@ -155,9 +156,10 @@ class PrometheusExporter(NoLifecycle):
 
     def other_text(self, openmetrics: bool = False) -> bytes:
         """Every other series of the registry (build, catalog, the agent's own), written
-        now, and OpenMetrics' ``# EOF``. Safe on any thread, as long as the registry's
-        other collectors are (prometheus-client's metrics are): a scrape calls it off
-        the event loop, since collecting the agent's per-journey counters takes a while."""
+        now (a family its collector kept: from its text of the last time), and
+        OpenMetrics' ``# EOF``. Safe on any thread, as long as the registry's other
+        collectors are (prometheus-client's metrics are): a scrape calls it off the event
+        loop."""
         self._rest_only.on = True  # the journey families are in the journey text
         try:
             others = list(self.registry.collect())

@@ -124,34 +124,49 @@ def encode(families: Iterable[Metric], openmetrics: bool) -> bytes:
 
 
 class FamilyWriter:
-    """Writes metric families as prometheus-client's encoder does, faster (see above)."""
+    """Writes metric families as prometheus-client's encoder does, faster (see above).
+
+    A family object collected again, the very same object, is written from the text
+    made for it the last time (per format): a collector that keeps its family from one
+    change to the next (:mod:`agent.schedule.skipped`) is written once per change.
+    prometheus-client's own collectors make new objects at every collect."""
 
     def __init__(self) -> None:
         self._headers: dict[tuple[str, str, str, str, bool], str] = {}
         self._plain: set[str] = set()  # names seen to need no escaping
+        # per format, by id: each family of the last write and its text (kept alive, so
+        # that no other object can take its id)
+        self._written: dict[bool, dict[int, tuple[Metric, str]]] = {False: {}, True: {}}
 
     def write(self, families: Iterable[Metric], openmetrics: bool) -> bytes:
-        out: list[str] = []
+        last, written, out = self._written[openmetrics], {}, []
         for family in families:
-            if not self._simple(family):
-                out.append(encode([family], openmetrics).decode())
-                continue
-            out.append(self._header(family, openmetrics))
-            if openmetrics:
-                out.extend(_sample_line(s.name, s.labels, s.value) for s in family.samples)
-                continue
-            split: dict[str, list[str]] = {}
-            moved = {family.name + suffix: suffix for suffix in _TEXT_SPLIT}
-            for sample in family.samples:
-                line = _sample_line(sample.name, sample.labels, sample.value)
-                suffix = moved.get(sample.name)
-                (out if suffix is None else split.setdefault(suffix, [])).append(line)
-            doc = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
-            for suffix, lines in sorted(split.items()):
-                name = family.name + suffix
-                out.append(f"# HELP {name} {doc}\n# TYPE {name} gauge\n")
-                out.extend(lines)
+            kept = last.get(id(family))
+            text = kept[1] if kept and kept[0] is family else self._write(family, openmetrics)
+            written[id(family)] = family, text
+            out.append(text)
+        self._written[openmetrics] = written
         return "".join(out).encode()
+
+    def _write(self, family: Metric, openmetrics: bool) -> str:
+        if not self._simple(family):
+            return encode([family], openmetrics).decode()
+        out = [self._header(family, openmetrics)]
+        if openmetrics:
+            out.extend(_sample_line(s.name, s.labels, s.value) for s in family.samples)
+            return "".join(out)
+        split: dict[str, list[str]] = {}
+        moved = {family.name + suffix: suffix for suffix in _TEXT_SPLIT}
+        for sample in family.samples:
+            line = _sample_line(sample.name, sample.labels, sample.value)
+            suffix = moved.get(sample.name)
+            (out if suffix is None else split.setdefault(suffix, [])).append(line)
+        doc = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        for suffix, lines in sorted(split.items()):
+            name = family.name + suffix
+            out.append(f"# HELP {name} {doc}\n# TYPE {name} gauge\n")
+            out.extend(lines)
+        return "".join(out)
 
     def _simple(self, family: Metric) -> bool:
         plain = self._plain

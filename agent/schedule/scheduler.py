@@ -23,13 +23,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from structlog.typing import FilteringBoundLogger
 
 from agent.language.catalog import Catalog
 from agent.language.model import Journey
 from agent.run.results import FailureReason, Outcome, RunIds, RunResult
 from agent.schedule.sharding import Shard, phase
+from agent.schedule.skipped import SkippedRuns
 
 __all__ = ["Clock", "Scheduler", "SystemClock", "UpdateResult"]
 
@@ -37,7 +38,6 @@ RunFunction = Callable[[Journey, RunIds], Awaitable[RunResult]]
 ExportFunction = Callable[[RunResult], None]
 
 _LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-_JOURNEY_LABELS = ("journey", "business_process", "persona", "location")
 
 
 class Clock(Protocol):
@@ -118,12 +118,7 @@ class Scheduler:
         self._running: dict[str, asyncio.Task[None]] = {}  # by journey id, at most one each
         self._started: set[str] = set()  # ids whose run is inside the runner
         self._stopping = False
-        self._skipped = Counter(
-            "journeyman_skipped_runs",
-            "Runs not started because the journey's previous run was still in flight",
-            _JOURNEY_LABELS,
-            registry=registry,
-        )
+        self._skipped = SkippedRuns(registry, clock=self._clock.time)
         self._lag = Histogram(
             "journeyman_scheduler_lag_seconds",
             "How late runs started against their due time (jitter included in the due time)",
@@ -206,7 +201,7 @@ class Scheduler:
     def _add(self, journey: Journey) -> _Entry:
         entry = _Entry(journey, self._clock.monotonic() + self.first_offset(journey))
         entry.labels = self._labels(journey)
-        self._skipped.labels(*entry.labels)  # exported at 0, so rate() works from the start
+        self._skipped.add(entry.labels)
         self._arm(entry)
         return entry
 
@@ -215,9 +210,9 @@ class Scheduler:
         entry.journey = journey
         labels = self._labels(journey)
         if labels != entry.labels:
-            self._skipped.remove(*entry.labels)
+            self._skipped.remove(entry.labels)
             entry.labels = labels
-            self._skipped.labels(*labels)
+            self._skipped.add(labels)
         latest = self._clock.monotonic() + self._interval(journey, entry.failing)
         entry.due = min(entry.due, latest)
         self._arm(entry)
@@ -225,7 +220,7 @@ class Scheduler:
     def _drop(self, entry: _Entry) -> None:
         if entry.timer is not None:
             entry.timer.cancel()
-        self._skipped.remove(*entry.labels)
+        self._skipped.remove(entry.labels)
 
     def _labels(self, journey: Journey) -> tuple[str, ...]:
         return (journey.journey, journey.business_process, journey.persona.value, self._location)
@@ -262,7 +257,7 @@ class Scheduler:
             task.add_done_callback(self._report_crash)
             self._running[journey.journey] = task
         if missed:
-            self._skipped.labels(*entry.labels).inc(missed)
+            self._skipped.inc(entry.labels, missed)
             self._log.warning("run_skipped", journey=journey.journey, skipped=missed)
 
     def _interval(self, journey: Journey, failing: bool) -> float:
