@@ -7,7 +7,7 @@ documented in ``docs/metrics.md`` on the registry it is given.
 Why rendered ahead: prometheus-client spends ~9 us encoding each sample, and a thousand
 journeys make tens of thousands of samples; encoding them when scraped blocked the event
 loop for seconds, and every run due meanwhile started late. So each journey's block of
-sample lines is written by :meth:`JourneySeries.render` (a template per series, see
+sample lines is written by :meth:`JourneySeries.render` (a template per family, see
 :mod:`exporters.prometheus_text`) once per result, at export time, and a scrape only
 joins bytes that are already there (in a worker thread), and writes the other series
 (build, catalog, the agent's own; in a worker thread too) with

@@ -5,9 +5,10 @@ dicts and escaping values at every scrape. A journey's series keep the same labe
 one result to the next, so each series here gets a *template* of its lines (bytes:
 ``name{labels sorted by name} %r``, one line per sample, ``%`` escaped), kept until the
 journey's series change, and each result only fills in the numbers, in C: one ``%`` per
-family and journey (:meth:`exporters.prometheus_series.JourneySeries.render`). Bytes
-because ``bytes % values`` writes the template ~3x as fast as ``str % values``, and
-whole counts as ints (``%d.0``) because an int is written ~4x as fast as a float.
+family and journey (:meth:`exporters.prometheus_series.JourneySeries.render`). Bytes,
+and whole counts as ints (``%d.0``): a 17 kB template of 110 lines took 19 us as
+``str % ints`` and 5.6 us as ``bytes % ints``; 50 floats, 30 us with ``str`` and ``%s``,
+24 us with ``bytes`` and ``%r`` (mostly ``repr`` itself).
 
 The lines are byte-identical to what prometheus-client 0.2x writes for a
 Counter/Gauge/HistogramMetricFamily without timestamps, exemplars or ``_created``

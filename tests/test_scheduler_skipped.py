@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from agent.schedule.skipped import DOC, LABELS, NAME, SkippedRuns
@@ -80,3 +83,22 @@ def test_the_writer_writes_a_family_it_has_written_from_its_copy(
     skipped.inc(A, 1)
     assert writer.write(registry.collect(), True) != first
     assert written == [NAME, NAME]
+
+
+def test_a_change_during_a_collect_is_not_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A count changed (on the loop) while a scrape's thread makes the family: that family
+    is not kept, and the next collect has the change."""
+    registry = CollectorRegistry()
+    skipped = SkippedRuns(registry, clock=lambda: T0)
+    skipped.add(A)
+    add_metric = CounterMetricFamily.add_metric
+
+    def changing(family: CounterMetricFamily, *args: Any, **kwargs: Any) -> None:
+        monkeypatch.setattr(CounterMetricFamily, "add_metric", add_metric)
+        skipped.inc(A, 5)  # as if the loop ran between two samples
+        add_metric(family, *args, **kwargs)
+
+    monkeypatch.setattr(CounterMetricFamily, "add_metric", changing)
+    list(skipped.collect())
+    labels = dict(zip(LABELS, A, strict=True))
+    assert registry.get_sample_value(f"{NAME}_total", labels) == 5
