@@ -105,6 +105,7 @@ _MEASURE_SPECS = {
 SPECS += tuple(_MEASURE_SPECS.values())
 _MEASURE_ORDER = {metric: index for index, metric in enumerate(_MEASURE_SPECS)}
 _INDEX = {spec.name: index for index, spec in enumerate(SPECS)}
+_OBSERVE, _SUM = Aggregate.OBSERVE, Aggregate.SUM  # an enum member lookup is ~0.1 us
 
 
 class _Histogram:
@@ -158,25 +159,26 @@ class _Step:
     series: dict[tuple[str, str], _Value] = field(default_factory=dict)
 
     def record(self, result: StepResult, measures: Mapping[str, Measure]) -> None:
-        if result.ok:
+        ok, series = result.ok, self.series
+        if ok:
             self.duration.observe(result.duration)
-        count = len(self.series)
+        count = len(series)
         for measurement in result.measurements:
             measure = measures.get(measurement.group)
-            if measure is None or (measure.only_ok and not result.ok):
+            if measure is None or (measure.only_ok and not ok):
                 continue  # kept in the results, not exported as a series
             key = (measure.metric, measurement.name)
-            value, old = measurement.value, self.series.get(key)
-            if measure.aggregate is Aggregate.OBSERVE:
+            value, old, aggregate = measurement.value, series.get(key), measure.aggregate
+            if aggregate is _OBSERVE:
                 histogram = old if isinstance(old, _Histogram) else _Histogram(measure.buckets)
                 histogram.observe(value)
-                self.series[key] = histogram
-            elif measure.aggregate is Aggregate.SUM and isinstance(old, float):
-                self.series[key] = old + value
+                series[key] = histogram
+            elif aggregate is _SUM and isinstance(old, float):
+                series[key] = old + value
             else:
-                self.series[key] = float(value)
-        if len(self.series) != count:
-            self.series = dict(sorted(self.series.items(), key=_exposition_order))
+                series[key] = float(value)
+        if len(series) != count:
+            self.series = dict(sorted(series.items(), key=_exposition_order))
 
 
 @dataclass
