@@ -22,6 +22,8 @@ async def _echo(request: Request) -> Response:
         raise RuntimeError("secret detail")
     if request.path == "/big":
         return Response(200, bytes(range(256)) * 16_384)  # 4 MiB
+    if request.path == "/chunks":
+        return Response(200, (b"one ", b"", b"two"))
     if request.path == "/split":
         return Response(200, b"", {"X-Evil": "a\r\nSet-Cookie: b"})
     query = ",".join(f"{key}={value}" for key, value in sorted(request.query.items()))
@@ -178,6 +180,13 @@ async def test_a_large_answer_arrives_whole_before_the_connection_closes(tls: bo
     assert await _closed(reader)
     writer.close()
     await running.close()
+
+
+async def test_a_body_in_chunks_is_sent_as_one(server: HttpServer) -> None:
+    status, headers, body, _ = await _exchange(
+        server, b"GET /chunks HTTP/1.1\r\nConnection: close\r\n\r\n"
+    )
+    assert (status, headers["content-length"], body) == (200, "7", b"one two")
 
 
 async def test_other_methods_reach_the_handler_which_decides(server: HttpServer) -> None:

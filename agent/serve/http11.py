@@ -70,7 +70,7 @@ class Response:
     """What a handler answers; ``headers`` by their usual spelling (``Content-Type``)."""
 
     status: int = 200
-    body: bytes = b""
+    body: bytes | tuple[bytes, ...] = b""  # in chunks: written one loop turn each
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -269,13 +269,16 @@ async def _answer(
 ) -> None:
     head = [f"HTTP/1.1 {response.status} {_reason(response.status)}"]
     head.extend(f"{name}: {value}" for name, value in response.headers.items())
-    head.append(f"Content-Length: {len(response.body)}")
+    chunks = (response.body,) if isinstance(response.body, bytes) else response.body
+    head.append(f"Content-Length: {sum(map(len, chunks))}")
     head.append(f"Date: {_date()}")
     if close:
         head.append("Connection: close")
     writer.write("\r\n".join(head).encode("latin-1") + b"\r\n\r\n")
-    if method != "HEAD":
-        writer.write(response.body)
+    for chunk in chunks if method != "HEAD" else ():
+        writer.write(chunk)  # a copy, when the socket does not take it at once
+        await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
+        await asyncio.sleep(0)  # a large body never holds the loop for long
     await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
 
 

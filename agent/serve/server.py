@@ -224,18 +224,20 @@ def _metrics_handler(metrics: MetricsSource) -> Handler:
         gzipped = accepts_gzip(request.headers.get("accept-encoding", ""))
         if gzipped:
             headers["Content-Encoding"] = "gzip"
+        body: bytes | tuple[bytes, ...]
         if isinstance(metrics, SplitMetricsSource):
             generation, journeys = await metrics.journey_text(openmetrics)
             rest = await asyncio.to_thread(metrics.other_text, openmetrics)
             if gzipped:
                 body = await heads.gzip(generation, journeys, rest, openmetrics)
             else:
-                body = journeys + rest
+                body = (journeys, rest)  # not joined: one 14 MB copy fewer on the loop
         else:
-            body = metrics.render(openmetrics)
+            text = metrics.render(openmetrics)
+            body = text
             if gzipped:
-                compress = partial(gzip.compress, body, compresslevel=1, mtime=0)
-                body = await _off_loop_if_large(len(body), compress)
+                compress = partial(gzip.compress, text, compresslevel=1, mtime=0)
+                body = await _off_loop_if_large(len(text), compress)
         return Response(200, body, headers)
 
     return handle
@@ -252,7 +254,9 @@ class _GzipHeads:
     def __init__(self) -> None:
         self._kept: dict[bool, tuple[int, zlib._Compress, bytes]] = {}
 
-    async def gzip(self, generation: int, journeys: bytes, rest: bytes, key: bool) -> bytes:
+    async def gzip(
+        self, generation: int, journeys: bytes, rest: bytes, key: bool
+    ) -> tuple[bytes, bytes]:
         kept = self._kept.get(key)
         if kept is None or kept[0] != generation:
             compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # 31: a gzip header, mtime 0
@@ -261,7 +265,7 @@ class _GzipHeads:
             kept = self._kept[key] = (generation, compressor, head)
         _, compressor, head = kept  # this scrape's own, even if another scrape replaced it
         tail = await _off_loop_if_large(len(rest), partial(_deflate_tail, compressor.copy(), rest))
-        return head + tail
+        return head, tail
 
 
 def _deflate_head(compressor: zlib._Compress, data: bytes) -> bytes:
