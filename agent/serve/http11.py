@@ -70,7 +70,7 @@ class Response:
     """What a handler answers; ``headers`` by their usual spelling (``Content-Type``)."""
 
     status: int = 200
-    body: bytes | tuple[bytes, ...] = b""  # in chunks: written one loop turn each
+    body: bytes | tuple[bytes, ...] = b""  # or its parts, written as they are (never joined)
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -276,9 +276,7 @@ async def _answer(
         head.append("Connection: close")
     writer.write("\r\n".join(head).encode("latin-1") + b"\r\n\r\n")
     for chunk in chunks if method != "HEAD" else ():
-        writer.write(chunk)  # a copy, when the socket does not take it at once
-        await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
-        await asyncio.sleep(0)  # a large body never holds the loop for long
+        writer.write(chunk)
     await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
 
 

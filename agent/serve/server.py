@@ -234,10 +234,8 @@ def _metrics_handler(metrics: MetricsSource) -> Handler:
                 body = (journeys, rest)  # not joined: one 14 MB copy fewer on the loop
         else:
             text = metrics.render(openmetrics)
-            body = text
-            if gzipped:
-                compress = partial(gzip.compress, text, compresslevel=1, mtime=0)
-                body = await _off_loop_if_large(len(text), compress)
+            compress = partial(gzip.compress, text, compresslevel=1, mtime=0)
+            body = await _off_loop_if_large(len(text), compress) if gzipped else text
         return Response(200, body, headers)
 
     return handle
