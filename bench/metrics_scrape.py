@@ -1,4 +1,4 @@
-"""CPU of /metrics: what a scrape costs on the event loop, and what each result costs.
+"""CPU of /metrics: what a scrape costs the agent, and what each result costs.
 
 500 journeys x 10 HTTP steps (5 phases each, a certificate expiry on the first step),
 every journey run 3 times, plus the scheduler's per-journey counter
@@ -6,13 +6,15 @@ every journey run 3 times, plus the scheduler's per-journey counter
 
 Where the work happens, in the agent: each result updates its journey's series and
 renders its block of text **on the event loop, at export time** ("updates" below, per
-result); a scrape joins the blocks **in a worker thread** (only when one changed since
-the last scrape; "scrape (join)" below, for the baseline its whole render on the loop),
-and writes the other series (build, catalog, the scheduler's per-journey counters) **in
-a worker thread**; gzip of the joined journey text runs in a worker thread
-too (zlib releases the GIL), once per change, and only the small rest on the loop.
+result); a scrape lists the rendered pieces (once per change, on the loop), writes the
+other series (build, catalog, the scheduler's per-journey counters) **in a worker
+thread**, and deflates the journey pieces **in a worker thread** once per change (ISA-L,
+which releases the GIL), then only the rest per scrape.
 
-Cases: the CPU between two scrapes is the updates since the last scrape plus the scrape.
+Cases: the CPU between two scrapes is the updates since the last scrape plus one scrape
+served over HTTP by the agent's own endpoint (``agent.serve.server.start_server``) and
+fetched with gzip, as Prometheus asks: all the CPU of this process during the scrape
+(loop, worker threads, the kernel's send), less the fetching client thread's own.
 
 - idle: nothing changed since the last scrape;
 - 25% changed: a quarter of the journeys have a new result (every 60 s, scraped every 15 s);
@@ -20,21 +22,20 @@ Cases: the CPU between two scrapes is the updates since the last scrape plus the
 - uncached: ``generate_latest`` on the exporter's registry (``collect()``, for reference).
 
 Baseline: prometheus-client's own Counter/Gauge/Histogram objects holding the same
-series, updated with the same results and rendered by ``generate_latest``, all on the
-loop, as a plain exporter would. ``_created`` samples are switched off on both sides
+series, updated with the same results and rendered by ``generate_latest`` in the
+handler, all on the loop, as a plain exporter would, behind the same endpoint (so its
+gzip is ISA-L's too). ``_created`` samples are switched off on both sides
 (``disable_created_metrics``), so both write the same journey samples; the agent itself
 keeps them on its own counters, and the scheduler's skipped-runs counter on our side is
 the agent's own (:class:`agent.schedule.skipped.SkippedRuns`), which always writes them
 (one more sample per journey than the baseline's). Cases are interleaved, in rounds;
 each prints the median [min..max] of the rounds, and the ratio to the baseline of the
-same case.
+same case. Deflating the journey text is also timed alone, against zlib's level 1 (what
+the endpoint used before ISA-L).
 
-Loop stall: the same cases once more, each scrape served over HTTP by the agent's own
-endpoint (``agent.serve.server.start_server``: ours as the agent serves it, the baseline
-as a plain exporter would, ``generate_latest`` in the handler) and fetched with gzip by
-a thread, while a 1 ms ticker on the loop records how late it wakes: the longest wake-up
-during the scrape is how long the scrape held the loop (every run due meanwhile starts
-that late).
+Loop stall: the same cases once more, each scrape served the same way while a 1 ms
+ticker on the loop records how late it wakes: the longest wake-up during the scrape is
+how long the scrape held the loop (every run due meanwhile starts that late).
 
 Run: ``.venv/bin/python -m bench.metrics_scrape [--quick] [journeys] [steps] [rounds]``.
 """
@@ -63,6 +64,7 @@ from prometheus_client.exposition import generate_latest
 from agent.language.model import Journey
 from agent.run.results import FailureReason, Measurement, Outcome, RunResult, StepResult
 from agent.schedule.skipped import SkippedRuns
+from agent.serve.gzipped import deflate
 from agent.serve.server import MetricsSource, start_server
 from agent.steps.kind import Unit
 from bench import common
@@ -218,6 +220,24 @@ class PlainSource:
         return generate_latest(self.registry)
 
 
+async def served_cpu_ms(url: str) -> float:
+    """CPU ms of this process while the endpoint at ``url`` serves one gzip scrape, less
+    the fetching client's."""
+    client = 0.0
+
+    def fetch() -> None:
+        nonlocal client
+        start = time.thread_time()
+        with urllib.request.urlopen(urllib.request.Request(
+            f"{url}/metrics", headers={"Accept-Encoding": "gzip"})) as answer:  # fmt: skip
+            answer.read()
+        client = time.thread_time() - start
+
+    start = time.process_time()
+    await asyncio.to_thread(fetch)
+    return (time.process_time() - start - client) * 1000
+
+
 async def loop_stall(source: MetricsSource) -> float:
     """Milliseconds the loop was held while ``source`` served one scrape (gzip, text)."""
     server = await start_server("127.0.0.1:0", metrics=source, board=StatusBoard(),
@@ -231,15 +251,10 @@ async def loop_stall(source: MetricsSource) -> float:
             await asyncio.sleep(0.001)
             stall = max(stall, time.perf_counter() - asked - 0.001)
 
-    def scrape() -> None:
-        with urllib.request.urlopen(urllib.request.Request(
-            f"{server.url}/metrics", headers={"Accept-Encoding": "gzip"})) as answer:  # fmt: skip
-            answer.read()
-
     ticker = asyncio.create_task(tick())
     try:
         await asyncio.sleep(0.01)
-        await asyncio.to_thread(scrape)
+        await served_cpu_ms(server.url)
     finally:
         ticker.cancel()
         await server.close()
@@ -263,6 +278,39 @@ async def stalls(exporter: PrometheusExporter, plain: Baseline, runs: list[RunRe
 
 def samples(text: bytes) -> int:
     return sum(1 for line in text.splitlines() if not line.startswith(b"#"))
+
+
+async def cpu_figures(exporter: PrometheusExporter, plain: Baseline,
+                      exports: dict[str, Callable[[RunResult], None]], runs: list[RunResult],
+                      changed: dict[str, int], rounds: int) -> dict[str, list[float]]:  # fmt: skip
+    """Per case and side: the CPU of the updates, of one scrape served after them, and
+    their total; then deflate (ISA-L and zlib) and uncached render, once a round."""
+    sources: dict[str, MetricsSource] = {"ours": exporter, "baseline": PlainSource(plain.registry)}
+    servers = {side: await start_server("127.0.0.1:0", metrics=source, board=StatusBoard(),
+                                        ready=lambda: True)
+               for side, source in sources.items()}  # fmt: skip
+    figures: dict[str, list[float]] = {}
+    try:
+        for n in range(rounds):
+            again = [replace(r, run_id=f"again-{n}") for r in runs]
+            for case, changes in changed.items():
+                for side in ("ours", "baseline"):
+                    updates = cpu_ms(partial(_each, exports[side], again[:changes]))
+                    scrape = await served_cpu_ms(servers[side].url)
+                    figures.setdefault(f"{case}/{side}/updates", []).append(updates)
+                    figures.setdefault(f"{case}/{side}/scrape", []).append(scrape)
+                    figures.setdefault(f"{case}/{side}/total", []).append(updates + scrape)
+            parts = exporter.journey_parts()[1]
+            figures.setdefault("deflate", []).append(cpu_ms(partial(deflate, parts)))
+            zlib_gzip = zlib.compressobj(1, zlib.DEFLATED, 31).compress
+            figures.setdefault("zlib", []).append(cpu_ms(partial(zlib_gzip, b"".join(parts))))
+            figures.setdefault("uncached", []).append(
+                cpu_ms(partial(generate_latest, exporter.registry))
+            )
+    finally:
+        for server in servers.values():
+            await server.close()
+    return figures
 
 
 def main() -> None:
@@ -291,52 +339,27 @@ def main() -> None:
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
 
     changed = {"idle": 0, "25% changed": count // 4, "all changed": count}
-    loop = asyncio.new_event_loop()  # the join runs in the loop's worker thread: CPU counted
-    scrapes: dict[str, Callable[[], object]] = {
-        "ours": lambda: loop.run_until_complete(exporter.journey_text()),
-        "baseline": partial(generate_latest, plain.registry),
-    }
     exports: dict[str, Callable[[RunResult], None]] = {
         "ours": exporter.export,
         "baseline": plain.export,
     }
-    figures: dict[str, list[float]] = {}
-    for n in range(rounds):
-        again = [replace(r, run_id=f"again-{n}") for r in runs[-count:]]
-        for case, changes in changed.items():
-            for side in ("ours", "baseline"):
-                updates = cpu_ms(partial(_each, exports[side], again[:changes]))
-                scrape = cpu_ms(scrapes[side])
-                thread = cpu_ms(exporter.other_text) if side == "ours" else 0.0
-                figures.setdefault(f"{case}/{side}/updates", []).append(updates)
-                figures.setdefault(f"{case}/{side}/scrape", []).append(scrape)
-                figures.setdefault(f"{case}/{side}/thread", []).append(thread)
-                total = updates + scrape + thread
-                figures.setdefault(f"{case}/{side}/total", []).append(total)
-        deflate = zlib.compressobj(1, zlib.DEFLATED, 31).compress
-        text = loop.run_until_complete(exporter.journey_text())[1]
-        figures.setdefault("gzip", []).append(cpu_ms(partial(deflate, text)))
-        figures.setdefault("uncached", []).append(
-            cpu_ms(partial(generate_latest, exporter.registry))
-        )
-    loop.close()
-
+    figures = asyncio.run(cpu_figures(exporter, plain, exports, runs[-count:], changed, rounds))
     print(f"CPU ms between two scrapes, median [min..max] of {rounds} interleaved rounds:")
-    print(f"  {'case':<13} {'side':<9} {'updates (loop)':<22} {'scrape (join)':<22} "
-          f"{'scrape (thread)':<22} {'total':<22} vs baseline")  # fmt: skip
+    print(f"  {'case':<13} {'side':<9} {'updates (loop)':<22} {'scrape (gzip, served)':<24} "
+          f"{'total':<22} vs baseline")  # fmt: skip
     for case in changed:
         base = statistics.median(figures[f"{case}/baseline/total"])
         for name in ("ours", "baseline"):
             row = figures[f"{case}/{name}/total"]
             print(f"  {case:<13} {name:<9} {spread(figures[f'{case}/{name}/updates']):<22} "
-                  f"{spread(figures[f'{case}/{name}/scrape']):<22} "
-                  f"{spread(figures[f'{case}/{name}/thread']):<22} {spread(row):<22} "
+                  f"{spread(figures[f'{case}/{name}/scrape']):<24} {spread(row):<22} "
                   f"{base / statistics.median(row):.1f}x less")  # fmt: skip
     per_result = [u * 1000 / count for u in figures["all changed/ours/updates"]]
     print(f"  export of one result (record + render its {steps}-step journey, on the loop): "
           f"{spread(per_result).strip()} us")  # fmt: skip
-    print(f"  gzip of the journey text (once per change, in a worker thread): "
-          f"{spread(figures['gzip']).strip()} ms")  # fmt: skip
+    print(f"  of a scrape after a change, deflating the journey text (ISA-L, worker thread): "
+          f"{spread(figures['deflate']).strip()} ms; zlib level 1 on the same text: "
+          f"{spread(figures['zlib']).strip()} ms")  # fmt: skip
     print(f"  uncached generate_latest on the exporter's registry: "
           f"{spread(figures['uncached']).strip()} ms")  # fmt: skip
     held = asyncio.run(stalls(exporter, plain, runs[-count:], changed, rounds))
@@ -346,7 +369,7 @@ def main() -> None:
               f"baseline {spread(held[f'{case}/baseline'])}")  # fmt: skip
     what = f"{count} journeys x {steps} steps"
     rows = [
-        Row("metrics_scrape", f"/metrics CPU between scrapes, {what}, {label}",
+        Row("metrics_scrape", f"/metrics CPU between gzip scrapes, {what}, {label}",
             statistics.median(figures[f"{case}/ours/total"]), "prometheus-client, no _created",
             statistics.median(figures[f"{case}/baseline/total"]), "ms", "<= 20 ms")
         for case, label in (("25% changed", "25% changed"),

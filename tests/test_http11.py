@@ -24,12 +24,16 @@ async def _echo(request: Request) -> Response:
         return Response(200, bytes(range(256)) * 16_384)  # 4 MiB
     if request.path == "/chunks":
         return Response(200, (b"one ", b"", b"two"))
+    if request.path == "/parts":
+        return Response(200, _PARTS)
     if request.path == "/split":
         return Response(200, b"", {"X-Evil": "a\r\nSet-Cookie: b"})
     query = ",".join(f"{key}={value}" for key, value in sorted(request.query.items()))
     return Response.text(f"{request.method} {request.path} {query} {request.headers.get('x-a')}")
 
 
+# what /metrics sends: thousands of small parts, and some larger than a write's batch
+_PARTS = (*(bytes([n % 251]) * (n % 700) for n in range(20_000)), b"\xff" * 3_000_000, b"end")
 _clients: list[asyncio.StreamWriter] = []
 
 
@@ -187,6 +191,25 @@ async def test_a_body_in_chunks_is_sent_as_one(server: HttpServer) -> None:
         server, b"GET /chunks HTTP/1.1\r\nConnection: close\r\n\r\n"
     )
     assert (status, headers["content-length"], body) == (200, "7", b"one two")
+
+
+async def test_a_body_of_thousands_of_parts_arrives_whole_and_in_order(
+    server: HttpServer,
+) -> None:
+    status, headers, body, _ = await _exchange(
+        server, b"GET /parts HTTP/1.1\r\nConnection: close\r\n\r\n"
+    )
+    assert (status, int(headers["content-length"])) == (200, len(b"".join(_PARTS)))
+    assert body == b"".join(_PARTS)
+
+
+def test_batches_join_small_parts_and_slice_large_ones_without_a_copy() -> None:
+    batches = list(http11.batches(_PARTS, 64 * 1024))
+    assert b"".join(batches) == b"".join(_PARTS)
+    assert max(map(len, batches)) < 2 * 64 * 1024  # a run stops at the part that fills it
+    views = [batch for batch in batches if isinstance(batch, memoryview)]
+    assert len(views) == 46  # 3 MB in 64 KiB slices
+    assert all(view.obj is _PARTS[-2] for view in views)
 
 
 async def test_other_methods_reach_the_handler_which_decides(server: HttpServer) -> None:
