@@ -4,7 +4,8 @@ The agent (``agent.app.run_agent``: scheduler, runner, every exporter, logs at i
 /dev/null, the HTTP endpoint) runs in this process against a loopback HTTP target in a
 child process that answers each request after ~1 ms. N generated journeys of 3 HTTP
 steps each run every 15 s. A second child process plays Prometheus: a GET of /metrics
-asking for OpenMetrics and gzip, as Prometheus does, timed from request to last byte.
+asking for OpenMetrics and gzip, as Prometheus does, timed from request to last byte
+(it inflates only the first body: unlike a real Prometheus, it shares the agent's cores).
 
 Arms: after a warm-up (the first runs spread over one interval), windows of 10 s
 alternate between "no scrapes" and "scraped" (a scrape 2.5 s and 7.5 s into the window:
@@ -19,11 +20,14 @@ every 5 s), so both arms see the same machine and the same agent. Per window:
 - gen-2 garbage collections (count; longest, in wall time and in CPU time: on a busy
   machine the wall time includes waiting for a core) and the longest stall of the event
   loop (a 20 ms sleep that woke late);
-- per scrape: duration and size (gzipped, and inflated).
+- per scrape: duration and size (gzipped, and inflated), and the lag of the runs that
+  started while one was served (request to last byte): those a scrape could delay.
 
 Each arm prints the median [min..max] over its windows, and the lag pooled over all its
-runs. Memory per journey: the PSS this process gained from before the agent started to
-the end of its windows, divided by N. Then, within the time budget, shorter probes (a
+runs; the ratio of the pooled p99s, scraped to not, comes with a 95% bootstrap interval
+(each arm's windows resampled): one that holds 1.0x says the run cannot tell them apart.
+Memory per journey: the PSS this process gained from before the agent started to the end
+of its windows, divided by N. Then, within the time budget, shorter probes (a
 fresh agent, scraped windows only) look for the largest N whose lag p99 stays under
 25 ms with scrapes: halving or growing by half until bracketed, then bisection to 5%.
 
@@ -41,6 +45,7 @@ import gc
 import http.client
 import multiprocessing
 import os
+import random
 import statistics
 import tempfile
 import time
@@ -110,7 +115,10 @@ def serve_target(port_out: Connection) -> None:
 
 def scrape_on_demand(commands: Connection) -> None:
     """Prometheus, on cue: each ``port`` received is one GET of /metrics, answered with
-    (seconds, gzipped bytes, inflated bytes); ``None`` ends the process."""
+    (seconds, gzipped bytes, inflated bytes); ``None`` ends the process. Only a port's
+    first body is inflated (~30 ms of CPU at 1,000 journeys): a real Prometheus parses on
+    cores of its own, and this one shares the agent's two."""
+    inflated: dict[int, int] = {}
     while (port := commands.recv()) is not None:
         started = time.perf_counter()
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -119,7 +127,9 @@ def scrape_on_demand(commands: Connection) -> None:
             connection.request("GET", "/metrics", headers=headers)
             body = connection.getresponse().read()
             seconds = time.perf_counter() - started
-            commands.send((seconds, len(body), len(zlib.decompress(body, 31))))
+            if port not in inflated:
+                inflated[port] = len(zlib.decompress(body, 31))
+            commands.send((seconds, len(body), inflated[port]))
         except (OSError, http.client.HTTPException, zlib.error) as error:
             commands.send(repr(error))
         finally:
@@ -133,10 +143,12 @@ def scrape_on_demand(commands: Connection) -> None:
 class Window:
     arm: str
     lags: list[float] = field(default_factory=list)
+    started: list[float] = field(default_factory=list)  # when each of those runs started
     gc_pauses: list[tuple[float, float]] = field(default_factory=list)  # gen-2: wall, CPU s
     stall: float = 0.0  # longest late wake-up of the loop probe, seconds
     cores: float = 0.0
     scrapes: list[tuple[float, int, int]] = field(default_factory=list)
+    asked: list[float] = field(default_factory=list)  # when each scrape was asked for
     errors: list[str] = field(default_factory=list)
 
     def p(self, q: float) -> float:
@@ -144,6 +156,13 @@ class Window:
 
     def late(self) -> float:
         return sum(lag > LATE for lag in self.lags) / max(len(self.lags), 1)
+
+    def during_scrapes(self) -> list[float]:
+        """The lags of the runs that started while a scrape was served (asked, to its
+        last byte)."""
+        served = [(asked, asked + s[0]) for asked, s in zip(self.asked, self.scrapes, strict=False)]
+        return [lag for lag, at in zip(self.lags, self.started, strict=True)
+                if any(begin <= at <= end for begin, end in served)]  # fmt: skip
 
 
 class Probe:
@@ -155,6 +174,11 @@ class Probe:
 
     def lag(self, seconds: float) -> None:
         self.window.lags.append(seconds)
+        self.window.started.append(time.monotonic())
+
+    def scrape(self, scraper: Connection, port: int) -> None:
+        self.window.asked.append(time.monotonic())
+        scraper.send(port)
 
     def on_gc(self, phase: str, info: dict[str, Any]) -> None:
         if info["generation"] != 2:
@@ -234,7 +258,7 @@ async def measure_agent(
                 cpu, wall = time.process_time(), time.monotonic()
                 if arm == "scraped":
                     for offset in SCRAPES_AT:
-                        loop.call_later(offset, scraper.send, port)
+                        loop.call_later(offset, probe.scrape, scraper, port)
                 await asyncio.sleep(WINDOW)
                 window.cores = (time.process_time() - cpu) / (time.monotonic() - wall)
                 for _ in SCRAPES_AT if arm == "scraped" else ():
@@ -296,11 +320,36 @@ def report(title: str, windows: list[Window], count: int) -> dict[str, float]:
             f"{statistics.median(s[2] for s in scrapes) / 1e6:.1f} MB inflated "
             f"({len(scrapes)} scrapes)"
         )
+        during = [lag for w in windows for lag in w.during_scrapes()]
+        unscraped = [lag for w in windows if w.arm == "no scrapes" for lag in w.lags]
+        if during and unscraped:
+            print(f"  runs started while a scrape was served: {len(during)}, lag p50 "
+                  f"{quantile(during, 0.5) * 1e3:.1f} ms, max {max(during) * 1e3:.1f} ms; "
+                  f"runs of the windows not scraped: p50 {quantile(unscraped, 0.5) * 1e3:.1f} "
+                  f"ms, p99 {quantile(unscraped, 0.99) * 1e3:.1f} ms, max "
+                  f"{max(unscraped) * 1e3:.1f} ms")  # fmt: skip
     for error in (e for w in windows for e in w.errors):
         print(f"  scrape failed: {error}")
     runs = sum(len(w.lags) for w in windows)
     print(f"  {runs} runs measured in {len(windows)} windows of {WINDOW:g} s")
     return pooled
+
+
+def ratio_interval(windows: list[Window], rounds: int = 2000) -> tuple[float, float]:
+    """A 95% bootstrap interval of the pooled lag p99 ratio, scraped / not scraped: each
+    arm's windows drawn again with replacement (runs within a window are not independent:
+    one garbage collection delays many), pooled, and their p99s divided. An interval
+    that holds 1.0x: this run cannot tell the arms apart."""
+    draw = random.Random(13)
+    arms = {arm: [w.lags for w in windows if w.arm == arm] for arm in ("no scrapes", "scraped")}
+    ratios = []
+    for _ in range(rounds):
+        p99 = {arm: quantile([lag for lags in draw.choices(drawn, k=len(drawn)) for lag in lags],
+                             0.99)
+               for arm, drawn in arms.items()}  # fmt: skip
+        ratios.append(p99["scraped"] / p99["no scrapes"])
+    ratios.sort()
+    return ratios[int(0.025 * rounds)], ratios[int(0.975 * rounds) - 1]
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -321,7 +370,9 @@ async def main(args: argparse.Namespace) -> None:
         windows, grown = await measure_agent(args.journeys, url, arms, ours, warm_up=INTERVAL + 5)
         pooled = report(f"N = {args.journeys}, arms interleaved:", windows, args.journeys)
         base, scraped = pooled["no scrapes"], pooled["scraped"]
-        print(f"  lag p99 scraped / not scraped (pooled): {scraped / base:.2f}x")
+        low, high = ratio_interval(windows)
+        print(f"  lag p99 scraped / not scraped (pooled): {scraped / base:.2f}x; 95% interval "
+              f"{low:.2f}x..{high:.2f}x (each arm's windows resampled)")  # fmt: skip
         print(f"  memory: the agent added {grown:.0f} MB PSS to this process, "
               f"{grown * 1024 / args.journeys:.0f} kB per journey")  # fmt: skip
         largest = await search(args, url, ours, started, passed=scraped < GOAL)

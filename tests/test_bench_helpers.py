@@ -13,6 +13,7 @@ from pathlib import Path
 from bench.all import table
 from bench.common import Row, cpu_seconds, pss_mb, quantile, read_rows, spread, write_rows
 from bench.pacing import pace
+from bench.scale import Window, ratio_interval
 from bench.timed_target import Target
 
 
@@ -93,3 +94,19 @@ def test_rows_round_trip_into_one_table(tmp_path: Path) -> None:
     assert "| b | none found | — | — | — | — |  |" in text
     assert "| c | loop stall | 4.5 ms | prometheus-client | 1,283 ms | **0.0035x** |  |" in text
     assert "a 1.00 1.00 1.00 → 2.00 1.00 1.00" in text
+
+
+def test_runs_during_a_scrape_and_the_ratio_interval() -> None:
+    """A run counts as during a scrape from the request to the last byte; the interval of
+    identical arms is 1.0x, and 2.0x when the scraped arm is twice as late in every window
+    (the ratio is scraped over not scraped)."""
+    window = Window("scraped", lags=[0.001, 0.006, 0.002], started=[10.0, 10.01, 10.05])
+    window.asked, window.scrapes = [10.005], [(0.02, 500, 10_000)]
+    assert window.during_scrapes() == [0.006]
+    alike = [Window(arm, lags=[n / 1000 for n in range(1, 101)])
+             for arm in ("no scrapes", "scraped") * 4]  # fmt: skip
+    low, high = ratio_interval(alike, rounds=200)
+    assert (low, high) == (1.0, 1.0)
+    slower = [Window(w.arm, lags=[lag * (2 if w.arm == "scraped" else 1) for lag in w.lags])
+              for w in alike]  # fmt: skip
+    assert ratio_interval(slower, rounds=200) == (2.0, 2.0)
