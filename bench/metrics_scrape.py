@@ -14,7 +14,8 @@ which releases the GIL), then only the rest per scrape.
 Cases: the CPU between two scrapes is the updates since the last scrape plus one scrape
 served over HTTP by the agent's own endpoint (``agent.serve.server.start_server``) and
 fetched with gzip, as Prometheus asks: all the CPU of this process during the scrape
-(loop, worker threads, the kernel's send), less the fetching client thread's own.
+(loop, worker threads, the kernel's send), less the fetching client thread's own. For
+ours, a plain-text scrape follows (a scraper that takes no gzip), also printed.
 
 - idle: nothing changed since the last scrape;
 - 25% changed: a quarter of the journeys have a new result (every 60 s, scraped every 15 s);
@@ -220,16 +221,16 @@ class PlainSource:
         return generate_latest(self.registry)
 
 
-async def served_cpu_ms(url: str) -> float:
-    """CPU ms of this process while the endpoint at ``url`` serves one gzip scrape, less
-    the fetching client's."""
+async def served_cpu_ms(url: str, coding: str = "gzip") -> float:
+    """CPU ms of this process while the endpoint at ``url`` serves one scrape (gzip, or
+    ``identity``: plain text), less the fetching client's."""
     client = 0.0
 
     def fetch() -> None:
         nonlocal client
         start = time.thread_time()
         with urllib.request.urlopen(urllib.request.Request(
-            f"{url}/metrics", headers={"Accept-Encoding": "gzip"})) as answer:  # fmt: skip
+            f"{url}/metrics", headers={"Accept-Encoding": coding})) as answer:  # fmt: skip
             answer.read()
         client = time.thread_time() - start
 
@@ -300,6 +301,9 @@ async def cpu_figures(exporter: PrometheusExporter, plain: Baseline,
                     figures.setdefault(f"{case}/{side}/updates", []).append(updates)
                     figures.setdefault(f"{case}/{side}/scrape", []).append(scrape)
                     figures.setdefault(f"{case}/{side}/total", []).append(updates + scrape)
+                    if side == "ours":  # the same text once more, as plain text
+                        plain_text = await served_cpu_ms(servers[side].url, "identity")
+                        figures.setdefault(f"{case}/plain", []).append(plain_text)
             parts = exporter.journey_parts()[1]
             figures.setdefault("deflate", []).append(cpu_ms(partial(deflate, parts)))
             zlib_gzip = zlib.compressobj(1, zlib.DEFLATED, 31).compress
@@ -354,6 +358,8 @@ def main() -> None:
             print(f"  {case:<13} {name:<9} {spread(figures[f'{case}/{name}/updates']):<22} "
                   f"{spread(figures[f'{case}/{name}/scrape']):<24} {spread(row):<22} "
                   f"{base / statistics.median(row):.1f}x less")  # fmt: skip
+    plain_texts = ", ".join(f"{c} {spread(figures[f'{c}/plain']).strip()}" for c in changed)
+    print(f"  ours, a plain-text scrape right after (its parts already listed): {plain_texts} ms")
     per_result = [u * 1000 / count for u in figures["all changed/ours/updates"]]
     print(f"  export of one result (record + render its {steps}-step journey, on the loop): "
           f"{spread(per_result).strip()} us")  # fmt: skip
