@@ -4,6 +4,8 @@ hostile, get back, and that the connection ends when it must."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import ssl
 from collections.abc import AsyncIterator
 
@@ -246,6 +248,30 @@ async def test_a_client_that_stalls_is_dropped(
     writer.write(b"GET / HTTP/1.1\r\n\r\n")
     assert (await _response(reader))[0] == 200
     assert await _closed(reader)
+
+
+async def test_a_client_that_stops_reading_a_large_body_is_dropped(
+    server: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write timeout covers a whole body in parts, batch after batch: a scraper that
+    stops reading is cut off, with the rest of the body never sent, and others are served."""
+    monkeypatch.setattr(http11, "WRITE_TIMEOUT", 0.3)
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(server.address)
+    reader, writer = await asyncio.open_connection(sock=stuck)
+    _clients.append(writer)
+    writer.write(b"GET /parts HTTP/1.1\r\n\r\n")
+    await asyncio.sleep(1.0)  # reads nothing meanwhile
+    received = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := await asyncio.wait_for(reader.read(1 << 20), 5):
+            received += chunk
+    assert 0 < len(received) < len(b"".join(_PARTS))
+    status, _, body, _ = await _exchange(
+        server, b"GET /chunks HTTP/1.1\r\nConnection: close\r\n\r\n"
+    )
+    assert (status, body) == (200, b"one two")
 
 
 async def test_connections_over_the_limit_are_closed_on_arrival(
