@@ -2,7 +2,7 @@
 
 :class:`JourneySeries` holds one loaded journey's counters, gauges and histograms, fed
 with RunResults. After each change it renders its block: its sample lines, one piece per
-family (:mod:`exporters.prometheus_text`), so that a scrape only joins bytes. It can also
+family (:mod:`exporters.prometheus_text`), so that a scrape only lists bytes. It can also
 make prometheus-client metric families of the same series, for ``collect()`` (the
 uncached path other readers of the registry use). :data:`SPECS` lists every journey
 family in exposition order: the journey's own, then the families that the step kinds
