@@ -28,11 +28,11 @@ from agent.run.results import FailureReason, Outcome, RunResult, StepResult
 from agent.steps import KINDS
 from agent.steps.kind import Aggregate, Measure
 from exporters.prometheus_text import (
-    Ready,
     Written,
     histogram_template,
     number,
     ready,
+    ready_all,
     sample_template,
 )
 
@@ -231,7 +231,6 @@ class JourneySeries:
     last_success: float | None = None
     duration: _Histogram = field(default_factory=lambda: _Histogram(DURATION_BUCKETS))
     measured: dict[str, _Step] = field(default_factory=dict)  # by step, in order of steps
-    ready: Ready = field(default_factory=Ready, init=False, repr=False, compare=False)
     # The sample lines of each family of SPECS (b"" where none), as of the last render().
     pieces: tuple[bytes, ...] = ()
     # The lines of each family with a slot per value, made again when the shape changes: the
@@ -263,7 +262,7 @@ class JourneySeries:
         family's template: the shape only checks their number, and
         tests/test_prometheus_series.py their order."""
         values: list[Sequence[float | Written]] = [()] * len(SPECS)
-        one, every = self.ready.one, self.ready.all
+        one, every = ready, ready_all
         values[_INFO] = (1.0,)
         if self.threshold is not None:
             values[_THRESHOLD] = (one(self.threshold),)
