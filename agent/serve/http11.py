@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from functools import lru_cache
 from http import HTTPStatus
+from itertools import chain
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -279,13 +280,13 @@ async def _answer(
     head.append(f"Date: {_date()}")
     if close:
         head.append("Connection: close")
-    writer.write("\r\n".join(head).encode("latin-1") + b"\r\n\r\n")
-    async with asyncio.timeout(WRITE_TIMEOUT):
-        for batch in batches(chunks, WRITE_BATCH) if method != "HEAD" else ():
+    head_bytes = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+    body = chunks if method != "HEAD" else ()
+    async with asyncio.timeout(WRITE_TIMEOUT):  # the head goes in the first batch: one send
+        for batch in batches(chain((head_bytes,), body), WRITE_BATCH):
             writer.write(batch)
             await writer.drain()
             await asyncio.sleep(0)  # drain() only waits when the client is behind
-        await writer.drain()
 
 
 def batches(parts: Iterable[bytes], size: int) -> Iterator[bytes | memoryview]:
