@@ -24,8 +24,11 @@ every 5 s), so both arms see the same machine and the same agent. Per window:
   started while one was served (request to last byte): those a scrape could delay.
 
 Each arm prints the median [min..max] over its windows, and the lag pooled over all its
-runs; the ratio of the pooled p99s, scraped to not, comes with a 95% bootstrap interval
-(each arm's windows resampled): one that holds 1.0x says the run cannot tell them apart.
+runs; the difference of the pooled p99s, scraped minus not, comes with a 95% bootstrap
+interval (each arm's windows resampled). "Scrapes change nothing" when that interval lies
+within +-2.5 ms (a tenth of the 25 ms goal): a difference so small that a user planning
+with the goal would not see it, and one this machine can resolve (the ratio of the two
+p99s could not: it moved 0.76-1.29x between runs of the same code).
 Memory per journey: the PSS this process gained from before the agent started to the end
 of its windows, divided by N. Then, within the time budget, shorter probes (a
 fresh agent, scraped windows only) look for the largest N whose lag p99 stays under
@@ -33,7 +36,7 @@ fresh agent, scraped windows only) look for the largest N whose lag p99 stays un
 
 Run: ``.venv/bin/python -m bench.scale [--quick] [--journeys N] [--windows K]
 [--budget SECONDS]`` (defaults: 1,000 journeys, 6 windows per arm, 230 s in all;
-``--quick``, as ``make bench`` runs it: 2 windows per arm, 150 s; for the bisection to
+``--quick``, as ``make bench`` runs it: 4 windows per arm, 190 s; for the bisection to
 converge give it ``--budget 900``).
 """
 
@@ -70,6 +73,10 @@ WINDOW = 10.0
 SCRAPES_AT = (2.5, 7.5)  # seconds into a scraped window: one scrape every 5 s
 LATE = 0.1  # a run starting later than this counts as late
 GOAL = 0.025  # lag p99 the issue asks for, with scrapes
+# "Scrapes change nothing": the p99s of the two arms differ by less than a tenth of GOAL.
+# Their ratio is no test of it: two p99s of ~3 ms on a shared 2-core machine move by 30%
+# from run to run whatever the arm.
+SAME = 0.1 * GOAL
 ACCEPT = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 
 
@@ -335,21 +342,30 @@ def report(title: str, windows: list[Window], count: int) -> dict[str, float]:
     return pooled
 
 
-def ratio_interval(windows: list[Window], rounds: int = 2000) -> tuple[float, float]:
-    """A 95% bootstrap interval of the pooled lag p99 ratio, scraped / not scraped: each
-    arm's windows drawn again with replacement (runs within a window are not independent:
-    one garbage collection delays many), pooled, and their p99s divided. An interval
-    that holds 1.0x: this run cannot tell the arms apart."""
+def difference_interval(windows: list[Window], rounds: int = 2000) -> tuple[float, float]:
+    """A 95% bootstrap interval of the pooled lag p99 difference, scraped minus not
+    scraped, in seconds: each arm's windows drawn again with replacement (runs within a
+    window are not independent: one garbage collection delays many), pooled, and their
+    p99s subtracted."""
     draw = random.Random(13)
     arms = {arm: [w.lags for w in windows if w.arm == arm] for arm in ("no scrapes", "scraped")}
-    ratios = []
+    differences = []
     for _ in range(rounds):
         p99 = {arm: quantile([lag for lags in draw.choices(drawn, k=len(drawn)) for lag in lags],
                              0.99)
                for arm, drawn in arms.items()}  # fmt: skip
-        ratios.append(p99["scraped"] / p99["no scrapes"])
-    ratios.sort()
-    return ratios[int(0.025 * rounds)], ratios[int(0.975 * rounds) - 1]
+        differences.append(p99["scraped"] - p99["no scrapes"])
+    differences.sort()
+    return differences[int(0.025 * rounds)], differences[int(0.975 * rounds) - 1]
+
+
+def verdict(low: float, high: float) -> str:
+    """What a difference interval says against the margin of "the same"."""
+    if low >= -SAME and high <= SAME:
+        return f"the same: the interval is within +-{SAME * 1e3:g} ms"
+    if low > SAME:
+        return f"scrapes delay runs: the interval is above +{SAME * 1e3:g} ms"
+    return f"cannot tell: the interval is wider than +-{SAME * 1e3:g} ms (give it more windows)"
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -370,9 +386,10 @@ async def main(args: argparse.Namespace) -> None:
         windows, grown = await measure_agent(args.journeys, url, arms, ours, warm_up=INTERVAL + 5)
         pooled = report(f"N = {args.journeys}, arms interleaved:", windows, args.journeys)
         base, scraped = pooled["no scrapes"], pooled["scraped"]
-        low, high = ratio_interval(windows)
-        print(f"  lag p99 scraped / not scraped (pooled): {scraped / base:.2f}x; 95% interval "
-              f"{low:.2f}x..{high:.2f}x (each arm's windows resampled)")  # fmt: skip
+        low, high = difference_interval(windows)
+        print(f"  lag p99 scraped minus not scraped (pooled): {(scraped - base) * 1e3:+.1f} ms "
+              f"({scraped / base:.2f}x); 95% interval {low * 1e3:+.1f}..{high * 1e3:+.1f} ms "
+              f"(each arm's windows resampled): {verdict(low, high)}")  # fmt: skip
         print(f"  memory: the agent added {grown:.0f} MB PSS to this process, "
               f"{grown * 1024 / args.journeys:.0f} kB per journey")  # fmt: skip
         largest = await search(args, url, ours, started, passed=scraped < GOAL)
@@ -380,7 +397,7 @@ async def main(args: argparse.Namespace) -> None:
         what = f"{args.journeys} journeys x 3 HTTP steps @15 s"
         write_rows(args.rows, [
             Row("scale", f"scheduler lag p99, {what}, scraped every 5 s", scraped * 1e3,
-                "the same agent, no scrapes", base * 1e3, "ms", "< 25 ms, 1.0x"),
+                "the same agent, no scrapes", base * 1e3, "ms", "< 25 ms, +-2.5 ms"),
             Row("scale", f"memory per journey (PSS growth / N), {what}",
                 grown * 1024 / args.journeys, "", float("nan"), "kB"),
             Row("scale", "largest N (x 3 HTTP steps @15 s) with lag p99 < 25 ms, scraped"
@@ -429,11 +446,11 @@ async def search(
 def _arguments() -> argparse.Namespace:
     parser = bench_arguments(__doc__)
     parser.add_argument("--journeys", type=int, default=1000, help="journeys (3 steps each)")
-    parser.add_argument("--windows", type=int, help="windows of 10 s per arm (default 6, quick 2)")
-    parser.add_argument("--budget", type=float, help="seconds for everything (230, quick 150)")
+    parser.add_argument("--windows", type=int, help="windows of 10 s per arm (default 6, quick 4)")
+    parser.add_argument("--budget", type=float, help="seconds for everything (230, quick 190)")
     args = parser.parse_args()
-    args.windows = args.windows or (2 if args.quick else 6)
-    args.budget = args.budget or (150.0 if args.quick else 230.0)
+    args.windows = args.windows or (4 if args.quick else 6)
+    args.budget = args.budget or (190.0 if args.quick else 230.0)
     return args
 
 

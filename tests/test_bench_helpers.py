@@ -10,10 +10,12 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from bench.all import table
 from bench.common import Row, cpu_seconds, pss_mb, quantile, read_rows, spread, write_rows
 from bench.pacing import pace
-from bench.scale import Window, ratio_interval
+from bench.scale import SAME, Window, difference_interval, verdict
 from bench.timed_target import Target
 
 
@@ -96,17 +98,25 @@ def test_rows_round_trip_into_one_table(tmp_path: Path) -> None:
     assert "a 1.00 1.00 1.00 → 2.00 1.00 1.00" in text
 
 
-def test_runs_during_a_scrape_and_the_ratio_interval() -> None:
+def test_runs_during_a_scrape_and_the_difference_interval() -> None:
     """A run counts as during a scrape from the request to the last byte; the interval of
-    identical arms is 1.0x, and 2.0x when the scraped arm is twice as late in every window
-    (the ratio is scraped over not scraped)."""
+    identical arms is 0 ms, and +p99 when the scraped arm is twice as late in every window
+    (the difference is scraped minus not scraped)."""
     window = Window("scraped", lags=[0.001, 0.006, 0.002], started=[10.0, 10.01, 10.05])
     window.asked, window.scrapes = [10.005], [(0.02, 500, 10_000)]
     assert window.during_scrapes() == [0.006]
     alike = [Window(arm, lags=[n / 1000 for n in range(1, 101)])
              for arm in ("no scrapes", "scraped") * 4]  # fmt: skip
-    low, high = ratio_interval(alike, rounds=200)
-    assert (low, high) == (1.0, 1.0)
+    assert difference_interval(alike, rounds=200) == (0.0, 0.0)
     slower = [Window(w.arm, lags=[lag * (2 if w.arm == "scraped" else 1) for lag in w.lags])
               for w in alike]  # fmt: skip
-    assert ratio_interval(slower, rounds=200) == (2.0, 2.0)
+    p99 = quantile(alike[0].lags, 0.99)
+    assert difference_interval(slower, rounds=200) == pytest.approx((p99, p99))
+
+
+def test_verdict_needs_the_whole_interval_within_the_margin() -> None:
+    """Only an interval within +-SAME is "the same"; one above it, a delay; else no call."""
+    assert verdict(-SAME / 2, SAME / 2).startswith("the same")
+    assert verdict(SAME * 1.1, SAME * 3).startswith("scrapes delay runs")
+    assert verdict(-SAME / 2, SAME * 1.5).startswith("cannot tell")
+    assert verdict(-SAME * 2, 0.0).startswith("cannot tell")
