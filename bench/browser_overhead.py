@@ -17,7 +17,9 @@ after that, off the run's path: raw Playwright closes its own within its run); C
 this process plus every process below it (the Playwright drivers and both Chromiums,
 idle ones included: ~0; a renderer that ended counts through the process that reaped
 it) over the run and, for the agent, the context's close after it.
-Prints median [min..max] of each and its ratio to raw Playwright, and the load average.
+Prints median [min..max] of each and its ratio to raw Playwright (the median of the
+per-round ratios: a round runs every variant back to back, so the machine's drift from
+round to round cancels), and the load average.
 
 Run: ``.venv/bin/python -m bench.browser_overhead [--quick] [--runs N]``.
 """
@@ -121,32 +123,39 @@ async def bench(runs: int) -> list[Row]:
     return report(figures, runs)
 
 
+def paired(ours: list[float], anchor: list[float]) -> float:
+    """The median of the per-round ratios (the two lists in round order)."""
+    return statistics.median(a / b for a, b in zip(ours, anchor, strict=True))
+
+
 def report(figures: dict[str, tuple[list[float], list[float]]], runs: int) -> list[Row]:
-    raw_wall, raw_cpu = (statistics.median(values) for values in figures["raw Playwright"])
-    print(f"  {'variant':<30} {'wall ms':<26} {'x raw':<7} {'CPU ms':<26} x raw")
+    raw_wall, raw_cpu = figures["raw Playwright"]
+    print(f"  {'variant':<30} {'wall ms':<26} {'x raw':<7} {'CPU ms':<26} x raw   "
+          f"(x raw: median of the per-round ratios)")  # fmt: skip
     for name, (wall, cpu) in figures.items():
-        print(f"  {name:<30} {spread(wall, 1000, 0):<26} "
-              f"{statistics.median(wall) / raw_wall:<7.2f} {spread(cpu, 1000, 0):<26} "
-              f"{statistics.median(cpu) / raw_cpu:.2f}")  # fmt: skip
+        print(f"  {name:<30} {spread(wall, 1000, 0):<26} {paired(wall, raw_wall):<7.2f} "
+              f"{spread(cpu, 1000, 0):<26} {paired(cpu, raw_cpu):.2f}")  # fmt: skip
     print(f"  {runs} runs per variant, interleaved")
     rows = []
     for name, label in (("journeyman, default evidence", "default evidence"),
                         ("journeyman, artifacts: never", "artifacts: never")):  # fmt: skip
-        mid_wall, mid_cpu = (statistics.median(values) for values in figures[name])
+        wall, cpu = figures[name]
         rows += [
-            Row("browser_overhead", f"browser checkout run, wall, {label}", mid_wall * 1e3,
-                "raw Playwright", raw_wall * 1e3, "ms", "<= 1.05x"),
-            Row("browser_overhead", f"browser checkout run, CPU, {label}", mid_cpu * 1e3,
-                "raw Playwright", raw_cpu * 1e3, "ms"),
+            Row("browser_overhead", f"browser checkout run, wall, {label}",
+                statistics.median(wall) * 1e3, "raw Playwright",
+                statistics.median(raw_wall) * 1e3, "ms", "<= 1.05x", paired(wall, raw_wall)),
+            Row("browser_overhead", f"browser checkout run, CPU, {label}",
+                statistics.median(cpu) * 1e3, "raw Playwright",
+                statistics.median(raw_cpu) * 1e3, "ms", paired=paired(cpu, raw_cpu)),
         ]  # fmt: skip
     return rows
 
 
 def main() -> None:
     parser = bench_arguments(__doc__)
-    parser.add_argument("--runs", type=int, help="runs per variant (default 40, quick 12)")
+    parser.add_argument("--runs", type=int, help="runs per variant (default 40, quick 20)")
     args = parser.parse_args()
-    runs = args.runs or (12 if args.quick else 40)
+    runs = args.runs or (20 if args.quick else 40)
     print(f"bench/browser_overhead.py: a checkout run (goto, fill, click, expect) on loopback; "
           f"load average {load_average()}")  # fmt: skip
     rows = asyncio.run(bench(runs))

@@ -92,9 +92,15 @@ class Row:
     anchor_value: float
     unit: str
     goal: str = ""
+    # The median of the per-round ratios, where each round ran both arms back to back
+    # (NaN: the ratio is ours over the anchor's figure). Pairs cancel the drift of a
+    # machine between rounds, which a ratio of two medians of a few runs does not.
+    paired: float = float("nan")
 
     @property
     def ratio(self) -> float:
+        if self.paired == self.paired:  # not NaN
+            return self.paired
         return self.ours / self.anchor_value if self.anchor_value else float("nan")
 
 

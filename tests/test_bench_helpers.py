@@ -7,12 +7,14 @@ import asyncio
 import json
 import math
 import os
+import statistics
 import time
 from pathlib import Path
 
 import pytest
 
 from bench.all import table
+from bench.browser_overhead import paired
 from bench.common import Row, cpu_seconds, pss_mb, quantile, read_rows, spread, write_rows
 from bench.pacing import pace
 from bench.scale import SAME, Window, difference_interval, verdict
@@ -87,15 +89,27 @@ def test_rows_round_trip_into_one_table(tmp_path: Path) -> None:
     write_rows(path, [Row("b", "largest N", 1000.0, "", float("nan"), "journeys")])
     write_rows(path, [Row("b", "none found", float("nan"), "", float("nan"), "journeys")])
     write_rows(path, [Row("c", "loop stall", 4.5, "prometheus-client", 1283.0, "ms")])
+    write_rows(path, [Row("e", "wall", 303.0, "raw Playwright", 268.0, "ms", paired=0.98)])
     write_rows(None, [Row("d", "ignored", 1.0, "x", 1.0, "ms")])
     rows = read_rows(path)
-    assert [r.bench for r in rows] == ["a", "b", "b", "c"]
+    assert [r.bench for r in rows] == ["a", "b", "b", "c", "e"]
     text = table(rows, {"a": ("1.00 1.00 1.00", "2.00 1.00 1.00")}, True, 60.0)
     assert "| a | CPU per step | 3 ms | blackbox_exporter | 1.5 ms | **2.00x** | <= 1.0x |" in text
     assert "| b | largest N | 1,000 journeys | — | — | — |  |" in text
     assert "| b | none found | — | — | — | — |  |" in text
     assert "| c | loop stall | 4.5 ms | prometheus-client | 1,283 ms | **0.0035x** |  |" in text
     assert "a 1.00 1.00 1.00 → 2.00 1.00 1.00" in text
+    # paired rounds: the median of their ratios, not the ratio of the medians (1.13x)
+    assert "| e | wall | 303 ms | raw Playwright | 268 ms | **0.98x** |  |" in text
+
+
+def test_paired_ratio_is_the_median_of_the_rounds_ratios() -> None:
+    """The machine halves its speed during round 3, between the two arms' runs: the ratio
+    of the medians reads that as 2.1x overhead, the per-round ratios as the 1.05x it is."""
+    raw = [0.20, 0.20, 0.20, 0.40, 0.40]
+    ours = [0.21, 0.21, 0.42, 0.42, 0.42]
+    assert statistics.median(ours) / statistics.median(raw) == pytest.approx(2.1)
+    assert paired(ours, raw) == pytest.approx(1.05)
 
 
 def test_runs_during_a_scrape_and_the_difference_interval() -> None:
