@@ -11,11 +11,21 @@ other series (build, catalog, the scheduler's per-journey counters) **in a worke
 thread**, and deflates the journey pieces **in a worker thread** once per change (ISA-L,
 which releases the GIL), then only the rest per scrape.
 
-Cases: the CPU between two scrapes is the updates since the last scrape plus one scrape
-served over HTTP by the agent's own endpoint (``agent.serve.server.start_server``) and
-fetched with gzip, as Prometheus asks: all the CPU of this process during the scrape
-(loop, worker threads, the kernel's send), less the fetching client thread's own. For
-ours, a plain-text scrape follows (a scraper that takes no gzip), also printed.
+Cases: the CPU between two scrapes is the updates since the last scrape (for ours with
+the listing of the pieces, which the first scrape after a change does on the loop) plus
+one scrape served over HTTP by the agent's own endpoint
+(``agent.serve.server.start_server``) and fetched with gzip, as Prometheus asks: all the
+CPU of this process during the scrape (loop, worker threads, the kernel's send on both
+ends of the loopback), less the fetching client thread's own. For ours, a plain-text
+scrape follows (a scraper that takes no gzip), also printed.
+
+The issue's footing: issue 13's "207 ms per scrape, goal <= 20 ms" came from this bench
+when it timed ``exporter.render()`` after the updates (those untimed), with no HTTP and
+no gzip (the endpoint had none then). Today a result's render is part of its update, so
+the same figure counts the updates whole (recording too, which the old one left out),
+the listing and the other series written; it is printed, and its row carries the goal.
+The served gzip scrape adds the deflate of the whole text (~14 MB, 6-8 ms with ISA-L)
+and the send.
 
 - idle: nothing changed since the last scrape;
 - 25% changed: a quarter of the journeys have a new result (every 60 s, scraped every 15 s);
@@ -284,8 +294,10 @@ def samples(text: bytes) -> int:
 async def cpu_figures(exporter: PrometheusExporter, plain: Baseline,
                       exports: dict[str, Callable[[RunResult], None]], runs: list[RunResult],
                       changed: dict[str, int], rounds: int) -> dict[str, list[float]]:  # fmt: skip
-    """Per case and side: the CPU of the updates, of one scrape served after them, and
-    their total; then deflate (ISA-L and zlib) and uncached render, once a round."""
+    """Per case and side: the CPU of the updates (for ours, with the listing of the
+    journey parts), of one scrape served after them, and their total; for ours also the
+    issue's footing (updates, listing and the other series written, no HTTP, no gzip);
+    then deflate (ISA-L and zlib) and uncached render, once a round."""
     sources: dict[str, MetricsSource] = {"ours": exporter, "baseline": PlainSource(plain.registry)}
     servers = {side: await start_server("127.0.0.1:0", metrics=source, board=StatusBoard(),
                                         ready=lambda: True)
@@ -297,6 +309,11 @@ async def cpu_figures(exporter: PrometheusExporter, plain: Baseline,
             for case, changes in changed.items():
                 for side in ("ours", "baseline"):
                     updates = cpu_ms(partial(_each, exports[side], again[:changes]))
+                    if side == "ours":
+                        # listed once per change, on the loop, by the first scrape after it
+                        updates += cpu_ms(exporter.journey_parts)
+                        rest = cpu_ms(exporter.other_text)  # the scrape writes it again
+                        figures.setdefault(f"{case}/footing", []).append(updates + rest)
                     scrape = await served_cpu_ms(servers[side].url)
                     figures.setdefault(f"{case}/{side}/updates", []).append(updates)
                     figures.setdefault(f"{case}/{side}/scrape", []).append(scrape)
@@ -358,11 +375,14 @@ def main() -> None:
             print(f"  {case:<13} {name:<9} {spread(figures[f'{case}/{name}/updates']):<22} "
                   f"{spread(figures[f'{case}/{name}/scrape']):<24} {spread(row):<22} "
                   f"{base / statistics.median(row):.1f}x less")  # fmt: skip
+    footing = ", ".join(f"{c} {spread(figures[f'{c}/footing']).strip()}" for c in changed)
+    print(f"  ours on the issue's footing (the updates, listing the parts and writing the other "
+          f"series; no HTTP, no gzip): {footing} ms")  # fmt: skip
     plain_texts = ", ".join(f"{c} {spread(figures[f'{c}/plain']).strip()}" for c in changed)
     print(f"  ours, a plain-text scrape right after (its parts already listed): {plain_texts} ms")
     per_result = [u * 1000 / count for u in figures["all changed/ours/updates"]]
-    print(f"  export of one result (record + render its {steps}-step journey, on the loop): "
-          f"{spread(per_result).strip()} us")  # fmt: skip
+    print(f"  export of one result (record + render its {steps}-step journey, on the loop; "
+          f"with its share of the listing): {spread(per_result).strip()} us")  # fmt: skip
     print(f"  of a scrape after a change, deflating the journey text (ISA-L, worker thread): "
           f"{spread(figures['deflate']).strip()} ms; zlib level 1 on the same text: "
           f"{spread(figures['zlib']).strip()} ms")  # fmt: skip
@@ -375,9 +395,13 @@ def main() -> None:
               f"baseline {spread(held[f'{case}/baseline'])}")  # fmt: skip
     what = f"{count} journeys x {steps} steps"
     rows = [
+        Row("metrics_scrape", f"/metrics CPU per change, the issue's footing (no HTTP, no "
+            f"gzip), {what}, 25% changed", statistics.median(figures["25% changed/footing"]),
+            "", float("nan"), "ms", "<= 20 ms"),
+    ] + [
         Row("metrics_scrape", f"/metrics CPU between gzip scrapes, {what}, {label}",
             statistics.median(figures[f"{case}/ours/total"]), "prometheus-client, no _created",
-            statistics.median(figures[f"{case}/baseline/total"]), "ms", "<= 20 ms")
+            statistics.median(figures[f"{case}/baseline/total"]), "ms", "measured")
         for case, label in (("25% changed", "25% changed"),
                             ("all changed", "every journey changed"))
     ] + [
