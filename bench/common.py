@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import socket
 import statistics
@@ -99,7 +100,7 @@ class Row:
 
     @property
     def ratio(self) -> float:
-        if self.paired == self.paired:  # not NaN
+        if not math.isnan(self.paired):
             return self.paired
         return self.ours / self.anchor_value if self.anchor_value else float("nan")
 
