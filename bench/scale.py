@@ -365,7 +365,9 @@ def verdict(low: float, high: float) -> str:
         return f"the same: the interval is within +-{SAME * 1e3:g} ms"
     if low > SAME:
         return f"scrapes delay runs: the interval is above +{SAME * 1e3:g} ms"
-    return f"cannot tell: the interval is wider than +-{SAME * 1e3:g} ms (give it more windows)"
+    if high < -SAME:
+        return f"the scraped arm ran earlier by over {SAME * 1e3:g} ms: the machine moved"
+    return f"cannot tell: the interval reaches past +-{SAME * 1e3:g} ms (give it more windows)"
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -129,8 +129,10 @@ def test_runs_during_a_scrape_and_the_difference_interval() -> None:
 
 
 def test_verdict_needs_the_whole_interval_within_the_margin() -> None:
-    """Only an interval within +-SAME is "the same"; one above it, a delay; else no call."""
+    """Only an interval within +-SAME is "the same"; one above it, a delay; one below it,
+    the machine; else no call."""
     assert verdict(-SAME / 2, SAME / 2).startswith("the same")
     assert verdict(SAME * 1.1, SAME * 3).startswith("scrapes delay runs")
     assert verdict(-SAME / 2, SAME * 1.5).startswith("cannot tell")
     assert verdict(-SAME * 2, 0.0).startswith("cannot tell")
+    assert verdict(-SAME * 3, -SAME * 1.1).startswith("the scraped arm ran earlier")
