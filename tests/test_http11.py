@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 
 import pytest
 import trustme
@@ -203,6 +203,41 @@ async def test_a_body_of_thousands_of_parts_arrives_whole_and_in_order(
     )
     assert (status, int(headers["content-length"])) == (200, len(b"".join(_PARTS)))
     assert body == b"".join(_PARTS)
+
+
+async def test_the_loop_gets_turns_while_a_body_in_parts_is_written(
+    server: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that keeps up seldom makes drain() wait, so the writer lets the loop go
+    between batches itself: other work on the loop runs during a 10 MB answer, not after
+    it. The turns are counted from the first batch to the last."""
+    turns, during = 0, -1
+    written = http11.batches
+
+    def counted(parts: Iterable[bytes], size: int) -> Iterator[bytes | memoryview]:
+        nonlocal during
+        start = turns
+        yield from written(parts, size)
+        during = turns - start
+
+    async def tick() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    def fetch() -> int:
+        with socket.create_connection(server.address, timeout=5) as client:
+            client.sendall(b"GET /parts HTTP/1.1\r\nConnection: close\r\n\r\n")
+            return sum(iter(lambda: len(client.recv(1 << 20)), 0))
+
+    monkeypatch.setattr(http11, "batches", counted)
+    ticker = asyncio.create_task(tick())
+    received = await asyncio.to_thread(fetch)
+    ticker.cancel()
+    assert received > len(b"".join(_PARTS))
+    batches = len(b"".join(_PARTS)) // http11.WRITE_BATCH
+    assert during >= batches - 1, f"the loop ran {during} times during {batches} batches"
 
 
 def test_batches_join_small_parts_and_slice_large_ones_without_a_copy() -> None:

@@ -283,10 +283,11 @@ async def _answer(
     head_bytes = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
     body = chunks if method != "HEAD" else ()
     async with asyncio.timeout(WRITE_TIMEOUT):  # the head goes in the first batch: one send
-        for batch in batches(chain((head_bytes,), body), WRITE_BATCH):
+        for n, batch in enumerate(batches(chain((head_bytes,), body), WRITE_BATCH)):
+            if n:  # let the loop go between batches: drain() only waits when the client is behind
+                await asyncio.sleep(0)
             writer.write(batch)
             await writer.drain()
-            await asyncio.sleep(0)  # drain() only waits when the client is behind
 
 
 def batches(parts: Iterable[bytes], size: int) -> Iterator[bytes | memoryview]:
