@@ -27,7 +27,7 @@ one set of headers:
   ``http_server_config.headers``, and no ``Server`` banner.
 
 ``/metrics`` is gzipped when the scraper accepts it (:mod:`agent.serve.gzipped`: ISA-L's
-deflate at level 1, a 14 MB exposition in ~4 ms of CPU, 30x smaller), in a thread when
+deflate at level 1, a 14 MB exposition in ~6 ms of CPU, 30x smaller), in a thread when
 large. A source that gives its exposition in two parts (:class:`SplitMetricsSource`:
 the large journey part, already rendered and changing only with a new result, and the
 rest, written in a worker thread) has the journey part deflated once per generation and
